@@ -1,0 +1,1 @@
+"""Device links: bytes and physical units in, unit commands out; never money."""

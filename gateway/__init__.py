@@ -1,0 +1,3 @@
+"""prepaidgw: the building gateway that meters, bills and dispenses prepaid utilities."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,224 @@
+"""Read a YAML file into a validated Config; every problem names the file, the
+line, the key path, the bad value and what was expected."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from gateway.config.model import Config
+from gateway.money import MoneyError, minor_digits
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path_
+    message: str
+    value: object = None
+    has_value: bool = False
+
+
+class ConfigError(Exception):
+    """A configuration that cannot run; str() is a list an installer can act on."""
+
+    def __init__(self, file: Path, lines: list[str]) -> None:
+        self.file = file
+        self.lines = lines
+        super().__init__("\n".join(lines))
+
+
+def dotted(path: Path_) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _line_index(node: yaml.Node, path: Path_ = ()) -> dict[Path_, int]:
+    """Map every key path in a composed YAML tree to its 1-based line."""
+    index: dict[Path_, int] = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            sub = (*path, str(key_node.value))
+            index.update(_line_index(value_node, sub))
+            index[sub] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            index.update(_line_index(item, (*path, i)))
+    return index
+
+
+def _nearest_line(index: dict[Path_, int], path: Path_) -> int | None:
+    while True:
+        if path in index:
+            return index[path]
+        if not path:
+            return None
+        path = path[:-1]
+
+
+def _pydantic_problems(err: ValidationError) -> Iterable[Problem]:
+    for e in err.errors(include_url=False):
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p in _TAGS))
+        kind = e["type"]
+        if kind == "extra_forbidden":
+            msg = "unknown key: remove it or check its spelling"
+        elif kind == "missing":
+            msg = "required key is missing"
+        elif kind == "union_tag_invalid":
+            msg = f"kind must be one of: {e.get('ctx', {}).get('expected_tags', '')}"
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+        yield Problem(loc, msg, e.get("input"), kind not in ("missing",))
+
+
+# Discriminator tags pydantic puts into error locations; they are not keys.
+_TAGS = {"mbus", "modbus", "wmbus", "lora"}
+
+
+def _cross_problems(config: Config) -> Iterable[Problem]:
+    """Check the references between sections that pydantic cannot see."""
+    bus_kinds = {b.id: b.kind for b in config.buses}
+    accounts = {a.id for a in config.accounts}
+    tariffs = {t.id for t in config.tariffs}
+    meters = {m.id: m for m in config.meters}
+
+    for section, items in (
+        ("buses", config.buses),
+        ("meters", config.meters),
+        ("units", config.units),
+        ("accounts", config.accounts),
+        ("tariffs", config.tariffs),
+    ):
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            if item.id in seen:
+                yield Problem((section, i, "id"), "duplicate id", item.id, True)
+            seen.add(item.id)
+
+    def one_of(names: Iterable[str]) -> str:
+        listed = ", ".join(sorted(names))
+        return f"expected one of: {listed}" if listed else "none is configured"
+
+    addresses: dict[tuple[str, int], str] = {}
+    for i, m in enumerate(config.meters):
+        if m.bus not in bus_kinds:
+            yield Problem((("meters", i, "bus")), f"no such bus; {one_of(bus_kinds)}",
+                          m.bus, True)
+        if m.account not in accounts:
+            yield Problem(("meters", i, "account"),
+                          f"no such account; {one_of(accounts)}", m.account, True)
+        if bus_kinds.get(m.bus) == "mbus":
+            if m.address is None and m.secondary_id is None:
+                yield Problem(("meters", i), "an M-Bus meter needs `address` "
+                              "(0-250) or `secondary_id` (8 hex digits)")
+            if m.address is not None:
+                key = (m.bus, m.address)
+                if key in addresses:
+                    yield Problem(("meters", i, "address"),
+                                  f"address already used by meter {addresses[key]}",
+                                  m.address, True)
+                addresses[key] = m.id
+
+    unit_addresses: dict[tuple[str, int], str] = {}
+    for i, u in enumerate(config.units):
+        if bus_kinds.get(u.bus) is None:
+            yield Problem(("units", i, "bus"), f"no such bus; {one_of(bus_kinds)}",
+                          u.bus, True)
+        elif bus_kinds[u.bus] == "mbus":
+            yield Problem(("units", i, "bus"),
+                          "dispensing units sit on a modbus or lora bus, not M-Bus",
+                          u.bus, True)
+        key = (u.bus, u.address)
+        if key in unit_addresses:
+            yield Problem(("units", i, "address"),
+                          f"address already used by unit {unit_addresses[key]}",
+                          u.address, True)
+        unit_addresses[key] = u.id
+        for j, mid in enumerate(u.meters):
+            if mid not in meters:
+                yield Problem(("units", i, "meters", j),
+                              f"no such meter; {one_of(meters)}", mid, True)
+
+    digits = minor_digits(config.site.currency)
+    for i, a in enumerate(config.accounts):
+        if a.tariff is not None and a.tariff not in tariffs:
+            yield Problem(("accounts", i, "tariff"),
+                          f"no such tariff; {one_of(tariffs)}", a.tariff, True)
+        if a.tariff is None and len(tariffs) > 1:
+            yield Problem(("accounts", i), "several tariffs exist: name one with "
+                          f"`tariff:` ({one_of(tariffs)})")
+        for key in ("credit_line", "low_balance"):
+            amount = getattr(a, key)
+            if amount.as_tuple().exponent < -digits:  # type: ignore[operator]
+                yield Problem(("accounts", i, key),
+                              f"{config.site.currency} has {digits} decimal places",
+                              amount, True)
+
+    for i, t in enumerate(config.tariffs):
+        for medium, price in t.prices.items():
+            from gateway.units import UnitError, factor_to_canonical
+
+            try:
+                factor_to_canonical(price.per, medium)
+            except UnitError as err:
+                yield Problem(("tariffs", i, "prices", medium.value, "per"),
+                              str(err), price.per, True)
+
+
+def _format(file: Path, index: dict[Path_, int], p: Problem) -> str:
+    line = _nearest_line(index, p.path)
+    where = f"{file}:{line}" if line else str(file)
+    value = f" = {p.value!r}" if p.has_value and not isinstance(p.value, dict) else ""
+    return f"{where}: {dotted(p.path)}{value}: {p.message}"
+
+
+def load_config(file: Path | str) -> Config:
+    """Load and validate a configuration file, or raise ConfigError."""
+    file = Path(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(file, [f"{file}: cannot read: {err.strerror}"]) from None
+    return parse_config(text, file)
+
+
+def parse_config(text: str, file: Path) -> Config:
+    """Validate YAML text; `file` is only used in messages."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data: Any = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ConfigError(
+            file, [f"{file}{line}: not valid YAML: {err.problem}"]
+        ) from None
+    if not isinstance(data, dict) or node is None:
+        raise ConfigError(file, [f"{file}: expected a mapping with site:, buses:, ..."])
+    index = _line_index(node)
+
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as err:
+        problems = list(_pydantic_problems(err))
+        raise ConfigError(file, [_format(file, index, p) for p in problems]) from None
+
+    problems = list(_cross_problems(config))
+    if problems:
+        raise ConfigError(file, [_format(file, index, p) for p in problems])
+    if not config.state_dir.is_absolute():
+        config = config.model_copy(
+            update={"state_dir": (file.parent / config.state_dir).resolve()}
+        )
+    return config

@@ -1,0 +1,164 @@
+"""The shape of a site's YAML configuration, validated by pydantic."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gateway.model import Medium
+from gateway.money import Money, MoneyError, minor_digits
+
+Ident = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="letters, digits, '.', '_' or '-'",
+    ),
+]
+
+
+class Strict(BaseModel):
+    """Refuse unknown keys, so a typo is an error instead of a silent default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Site(Strict):
+    id: Ident
+    name: str = ""
+    timezone: str = "UTC"
+    currency: str = "EUR"
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        try:
+            minor_digits(value)
+        except MoneyError as err:
+            raise ValueError(str(err)) from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name like Europe/Berlin"
+            ) from None
+        return value
+
+
+class SerialBus(Strict):
+    id: Ident
+    port: str
+    baudrate: int = Field(2400, gt=0)
+    parity: Literal["N", "E", "O"] = "E"
+    timeout_s: float = Field(0.5, gt=0, le=30)
+    retries: int = Field(1, ge=0, le=5)
+    poll_interval_s: float = Field(60.0, gt=0)
+
+
+class MbusBus(SerialBus):
+    """A wired M-Bus master behind a level converter."""
+
+    kind: Literal["mbus"]
+    echo: bool = Field(
+        False, description="the level converter echoes what the master sends"
+    )
+
+
+class ModbusBus(SerialBus):
+    """An RS485 line with Modbus RTU dispensing units."""
+
+    kind: Literal["modbus"]
+    baudrate: int = Field(9600, gt=0)
+    poll_interval_s: float = Field(2.0, gt=0)
+
+
+Bus = Annotated[MbusBus | ModbusBus, Field(discriminator="kind")]
+
+
+class Meter(Strict):
+    id: Ident
+    bus: Ident
+    medium: Medium
+    account: Ident
+    address: int | None = Field(None, ge=0, le=250)
+    secondary_id: str | None = Field(None, pattern=r"^[0-9A-Fa-f]{8}([0-9A-Fa-f]{8})?$")
+    register_digits: int = Field(
+        8, ge=1, le=12, description="digits of the billing register, for rollover"
+    )
+    max_step: Decimal | None = Field(
+        None,
+        gt=0,
+        description="largest plausible advance between two readings, canonical unit",
+    )
+
+
+UnitKind = Literal["valve", "contactor", "appliance"]
+
+
+class Unit(Strict):
+    id: Ident
+    bus: Ident
+    address: int = Field(ge=1, le=247)
+    kind: UnitKind
+    meters: list[Ident] = Field(min_length=1)
+
+
+class Account(Strict):
+    id: Ident
+    name: str
+    tariff: Ident | None = None
+    credit_line: Decimal = Decimal(0)
+    low_balance: Decimal = Decimal(0)
+    contact: str | None = None
+
+    @field_validator("credit_line", "low_balance")
+    @classmethod
+    def _not_negative(cls, value: Decimal) -> Decimal:
+        if value < 0:
+            raise ValueError("must be zero or more")
+        return value
+
+
+class Price(Strict):
+    """What one unit of a medium costs, and its daily standing charge."""
+
+    price: Decimal = Field(ge=0)
+    per: str = Field(description="unit the price is per, e.g. kWh, m3, l, min")
+    standing_charge_per_day: Decimal = Field(Decimal(0), ge=0)
+
+
+class Tariff(Strict):
+    id: Ident
+    prices: dict[Medium, Price] = Field(min_length=1)
+
+
+class Demo(Strict):
+    """Only the demo sets this: who tops up when, to show a reconnect."""
+
+    scripted_topups: list[tuple[float, Ident, Decimal]] = []
+
+
+class Config(Strict):
+    site: Site
+    state_dir: Path = Path("/var/lib/prepaidgw")
+    buses: list[Bus] = Field(min_length=1)
+    meters: list[Meter] = []
+    units: list[Unit] = []
+    accounts: list[Account] = []
+    tariffs: list[Tariff] = Field(min_length=1)
+    demo: Demo | None = None
+
+    def money(self, amount: Decimal) -> Money:
+        return Money.parse(amount, self.site.currency)

@@ -1,0 +1,1 @@
+"""Pretend hardware and a pretend cloud, so everything runs without either."""
