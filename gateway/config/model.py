@@ -95,12 +95,15 @@ class Meter(Strict):
     address: int | None = Field(None, ge=0, le=250)
     secondary_id: str | None = Field(None, pattern=r"^[0-9A-Fa-f]{8}([0-9A-Fa-f]{8})?$")
     register_digits: int = Field(
-        8, ge=1, le=12, description="digits of the billing register, for rollover"
+        8,
+        ge=1,
+        le=12,
+        description="integer digits of the billing register; it wraps at 10^digits",
     )
-    max_step: Decimal | None = Field(
+    max_rate_per_hour: Decimal | None = Field(
         None,
         gt=0,
-        description="largest plausible advance between two readings, canonical unit",
+        description="fastest plausible consumption an hour, in the medium's unit",
     )
 
 

@@ -130,6 +130,7 @@ CREATE TABLE outbox (
     priority   INTEGER NOT NULL,
     payload    TEXT NOT NULL,
     bytes      INTEGER NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    clock_synced INTEGER NOT NULL
 );
 CREATE INDEX outbox_order ON outbox(priority, seq);
