@@ -1,3 +1,3 @@
-"""prepaidgw: the building gateway that meters, bills and dispenses prepaid utilities."""
+"""prepaidgw: the building gateway that meters, bills and dispenses prepaid supply."""
 
 __version__ = "0.1.0"

@@ -47,7 +47,9 @@ class UnknownMeter(LookupError):
     """A reading for a meter the configuration does not list."""
 
 
-def process_reading(conn: sqlite3.Connection, site: SitePlan, reading: Reading) -> Outcome:
+def process_reading(
+    conn: sqlite3.Connection, site: SitePlan, reading: Reading
+) -> Outcome:
     """Store, check, bill and decide for one reading, as one transaction."""
     plan = site.meters.get(reading.meter_id)
     if plan is None:
@@ -58,7 +60,8 @@ def process_reading(conn: sqlite3.Connection, site: SitePlan, reading: Reading) 
         state = _meter_state(conn, plan)
         previous = Previous(
             None if state["last_value"] is None else Decimal(state["last_value"]),
-            None if state["last_taken_at"] is None
+            None
+            if state["last_taken_at"] is None
             else datetime.fromisoformat(state["last_taken_at"]),
             None if state["suspect_value"] is None else Decimal(state["suspect_value"]),
             state["suspect_count"],
@@ -68,15 +71,29 @@ def process_reading(conn: sqlite3.Connection, site: SitePlan, reading: Reading) 
             """INSERT INTO readings (meter_id, value, unit, taken_at, clock_synced,
                                      verdict, delta, source, raw)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (plan.id, str(reading.value), reading.unit, reading.stamp.iso(),
-             int(reading.stamp.synced), verdict.verdict.value,
-             str(verdict.consumption), reading.source, reading.raw.hex() or None),
+            (
+                plan.id,
+                str(reading.value),
+                reading.unit,
+                reading.stamp.iso(),
+                int(reading.stamp.synced),
+                verdict.verdict.value,
+                str(verdict.consumption),
+                reading.source,
+                reading.raw.hex() or None,
+            ),
         )
         reading_id = cursor.lastrowid
 
         if verdict.alarm is not None:
-            alarms.raise_alarm(conn, verdict.verdict.value, plan.id, verdict.alarm,
-                               reading.stamp, {"value": str(value), "unit": plan.unit})
+            alarms.raise_alarm(
+                conn,
+                verdict.verdict.value,
+                plan.id,
+                verdict.alarm,
+                reading.stamp,
+                {"value": str(value), "unit": plan.unit},
+            )
         elif verdict.verdict not in _DISTRUST:
             for kind in _DISTRUST:
                 alarms.clear_alarm(conn, kind.value, plan.id, reading.stamp)
@@ -86,26 +103,35 @@ def process_reading(conn: sqlite3.Connection, site: SitePlan, reading: Reading) 
         debit: Money | None = None
         if verdict.consumption > 0:
             cost_accrued += site.tariffs.cost(
-                plan.account_id, plan.medium, verdict.consumption,
-                previous.taken_at or reading.stamp.at, reading.stamp.at,
+                plan.account_id,
+                plan.medium,
+                verdict.consumption,
+                previous.taken_at or reading.stamp.at,
+                reading.stamp.at,
             )
             due = Money.round_major(cost_accrued, site.currency)
             debit = due - billed
             if debit.minor != 0:
-                ledger.post(conn, NewEntry(
-                    id=f"consumption:{plan.id}:r{reading_id}",
-                    account_id=plan.account_id,
-                    kind=EntryKind.CONSUMPTION,
-                    amount=-debit,
-                    source=f"meter:{plan.id}",
-                    booked=reading.stamp,
-                    meter_id=plan.id,
-                    medium=plan.medium.value,
-                    quantity=verdict.consumption,
-                    unit=plan.unit,
-                    detail={"from": str(previous.value), "to": str(value),
-                            "verdict": verdict.verdict.value},
-                ))
+                ledger.post(
+                    conn,
+                    NewEntry(
+                        id=f"consumption:{plan.id}:r{reading_id}",
+                        account_id=plan.account_id,
+                        kind=EntryKind.CONSUMPTION,
+                        amount=-debit,
+                        source=f"meter:{plan.id}",
+                        booked=reading.stamp,
+                        meter_id=plan.id,
+                        medium=plan.medium.value,
+                        quantity=verdict.consumption,
+                        unit=plan.unit,
+                        detail={
+                            "from": str(previous.value),
+                            "to": str(value),
+                            "verdict": verdict.verdict.value,
+                        },
+                    ),
+                )
             billed = due
 
         remember = verdict.remember
@@ -114,27 +140,54 @@ def process_reading(conn: sqlite3.Connection, site: SitePlan, reading: Reading) 
                    quantity_total = ?, cost_accrued = ?, billed_minor = ?,
                    suspect_value = ?, suspect_count = ?
                WHERE meter_id = ?""",
-            (None if remember.value is None else str(remember.value), plan.unit,
-             None if remember.taken_at is None else remember.taken_at.isoformat(),
-             str(Decimal(state["quantity_total"]) + verdict.consumption),
-             str(cost_accrued), billed.minor,
-             None if remember.suspect_value is None else str(remember.suspect_value),
-             remember.suspect_count, plan.id),
+            (
+                None if remember.value is None else str(remember.value),
+                plan.unit,
+                None if remember.taken_at is None else remember.taken_at.isoformat(),
+                str(Decimal(state["quantity_total"]) + verdict.consumption),
+                str(cost_accrued),
+                billed.minor,
+                None if remember.suspect_value is None else str(remember.suspect_value),
+                remember.suspect_count,
+                plan.id,
+            ),
         )
-        outbox.enqueue(conn, "reading", {
-            "meter_id": plan.id, "value": str(value), "unit": plan.unit,
-            "verdict": verdict.verdict.value, "consumption": str(verdict.consumption),
-            "taken_at": reading.stamp.iso(), "clock_synced": reading.stamp.synced,
-        }, reading.stamp, message_id=f"reading:{plan.id}:{reading_id}")
+        outbox.enqueue(
+            conn,
+            "reading",
+            {
+                "meter_id": plan.id,
+                "value": str(value),
+                "unit": plan.unit,
+                "verdict": verdict.verdict.value,
+                "consumption": str(verdict.consumption),
+                "taken_at": reading.stamp.iso(),
+                "clock_synced": reading.stamp.synced,
+            },
+            reading.stamp,
+            message_id=f"reading:{plan.id}:{reading_id}",
+        )
 
-        decision = accounts.evaluate(conn, site, plan.account_id, reading.stamp)
+        decision = accounts.evaluate(conn, plan.account_id, reading.stamp)
         balance = ledger.balance(conn, plan.account_id)
 
-    log.debug("reading_billed", meter=plan.id, verdict=verdict.verdict.value,
-              consumption=str(verdict.consumption),
-              debit=None if debit is None else str(debit), balance=str(balance))
-    return Outcome(plan.id, plan.account_id, verdict.verdict, verdict.consumption,
-                   debit, balance, decision)
+    log.debug(
+        "reading_billed",
+        meter=plan.id,
+        verdict=verdict.verdict.value,
+        consumption=str(verdict.consumption),
+        debit=None if debit is None else str(debit),
+        balance=str(balance),
+    )
+    return Outcome(
+        plan.id,
+        plan.account_id,
+        verdict.verdict,
+        verdict.consumption,
+        debit,
+        balance,
+        decision,
+    )
 
 
 def _meter_state(conn: sqlite3.Connection, plan: MeterPlan) -> sqlite3.Row:

@@ -123,7 +123,9 @@ def _entry(row: sqlite3.Row) -> Entry:
 
 
 def get_entry(conn: sqlite3.Connection, entry_id: str) -> Entry | None:
-    row = conn.execute("SELECT * FROM ledger_entries WHERE id = ?", (entry_id,)).fetchone()
+    row = conn.execute(
+        "SELECT * FROM ledger_entries WHERE id = ?", (entry_id,)
+    ).fetchone()
     return None if row is None else _entry(row)
 
 
@@ -137,7 +139,7 @@ def account_currency(conn: sqlite3.Connection, account_id: str) -> str:
 
 
 def post(conn: sqlite3.Connection, new: NewEntry) -> Posted:
-    """Book an entry once. The same id again returns the first booking, marked duplicate."""
+    """Book an entry once; the same id again returns the first booking, as duplicate."""
     if not conn.in_transaction:
         raise LedgerError("ledger.post must run inside store.transaction()")
     currency = account_currency(conn, new.account_id)
@@ -194,8 +196,13 @@ def post(conn: sqlite3.Connection, new: NewEntry) -> Posted:
     )
     entry = get_entry(conn, new.id)
     assert entry is not None
-    outbox.enqueue(conn, "ledger_entry", entry.to_message(), new.booked,
-                   message_id=f"entry:{entry.id}")
+    outbox.enqueue(
+        conn,
+        "ledger_entry",
+        entry.to_message(),
+        new.booked,
+        message_id=f"entry:{entry.id}",
+    )
     return Posted(entry, False, balance(conn, new.account_id))
 
 

@@ -13,7 +13,9 @@ from typing import Any
 import structlog
 
 # Field names whose values are never printed, whatever they hold.
-_SECRET_NAME = re.compile(r"(^|_)(key|aes_key|password|passwd|secret|token|signing_key)s?$")
+_SECRET_NAME = re.compile(
+    r"(^|_)(key|aes_key|password|passwd|secret|token|signing_key)s?$"
+)
 REDACTED = "<redacted>"
 
 
@@ -22,12 +24,17 @@ def redact_secrets(
 ) -> MutableMapping[str, Any]:
     """Blank out any field named like a secret, and pydantic secret values."""
     for name, value in list(event.items()):
-        if _SECRET_NAME.search(name) or type(value).__name__ in ("SecretStr", "SecretBytes"):
+        if _SECRET_NAME.search(name) or type(value).__name__ in (
+            "SecretStr",
+            "SecretBytes",
+        ):
             event[name] = REDACTED
     return event
 
 
-def configure(*, json: bool | None = None, level: str = "INFO", cache: bool = True) -> None:
+def configure(
+    *, json: bool | None = None, level: str = "INFO", cache: bool = True
+) -> None:
     """Set up structlog and the stdlib root logger once, at program start."""
     if json is None:
         json = not sys.stderr.isatty()
@@ -58,7 +65,10 @@ def configure(*, json: bool | None = None, level: str = "INFO", cache: bool = Tr
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            renderer,
+        ],
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)

@@ -40,7 +40,8 @@ def enqueue(
     message_id = message_id or f"{kind}:{uuid.uuid4().hex}"
     payload = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     cursor = conn.execute(
-        """INSERT INTO outbox (id, kind, priority, payload, bytes, created_at, clock_synced)
+        """INSERT INTO outbox
+               (id, kind, priority, payload, bytes, created_at, clock_synced)
            VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING""",
         (
             message_id,
@@ -57,5 +58,7 @@ def enqueue(
 
 def pending(conn: sqlite3.Connection) -> tuple[int, int]:
     """Return (messages, bytes) waiting to go up."""
-    row = conn.execute("SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM outbox").fetchone()
+    row = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM outbox"
+    ).fetchone()
     return int(row[0]), int(row[1])

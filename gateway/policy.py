@@ -52,7 +52,9 @@ def decide(balance: Money, rules: Rules, previous: SupplyState) -> Decision:
             f"balance {balance} is at or below the credit line limit {floor}",
         )
     if balance <= rules.low_balance:
-        reason = f"balance {balance} is at or below the warning level {rules.low_balance}"
+        reason = (
+            f"balance {balance} is at or below the warning level {rules.low_balance}"
+        )
         if previous == SupplyState.CUT_OFF:
             reason = f"balance {balance} is above {floor} again; {reason}"
         return Decision(SupplyState.LOW, previous, reason)

@@ -79,7 +79,9 @@ class Limits:
         return step <= self.max_rate_per_hour * max(hours, _MIN_WINDOW_HOURS)
 
 
-def assess(previous: Previous, value: Decimal, taken_at: datetime, limits: Limits) -> Assessment:
+def assess(
+    previous: Previous, value: Decimal, taken_at: datetime, limits: Limits
+) -> Assessment:
     """Judge a new register value against the last accepted one."""
     if previous.value is None or previous.taken_at is None:
         return Assessment(Verdict.FIRST, Decimal(0), Previous(value, taken_at))
@@ -96,15 +98,27 @@ def assess(previous: Previous, value: Decimal, taken_at: datetime, limits: Limit
         step = value - last
         if limits.plausible(step, hours):
             return Assessment(Verdict.ADVANCE, step, Previous(value, taken_at))
-        return _suspect(previous, value, taken_at, limits, Verdict.QUARANTINED,
-                        f"register jumped by {step} in {hours:.2f} h, more than "
-                        f"{limits.max_rate_per_hour} an hour; not billed")
+        return _suspect(
+            previous,
+            value,
+            taken_at,
+            limits,
+            Verdict.QUARANTINED,
+            f"register jumped by {step} in {hours:.2f} h, more than "
+            f"{limits.max_rate_per_hour} an hour; not billed",
+        )
 
     wrapped = limits.modulus - last + value
     if last >= limits.modulus * Decimal("0.9") and limits.plausible(wrapped, hours):
         return Assessment(Verdict.ROLLOVER, wrapped, Previous(value, taken_at))
-    return _suspect(previous, value, taken_at, limits, Verdict.BACKWARDS,
-                    f"register went backwards from {last} to {value}; not billed")
+    return _suspect(
+        previous,
+        value,
+        taken_at,
+        limits,
+        Verdict.BACKWARDS,
+        f"register went backwards from {last} to {value}; not billed",
+    )
 
 
 def _suspect(

@@ -52,7 +52,9 @@ class SitePlan:
         for m in config.meters:
             rate = m.max_rate_per_hour or DEFAULT_MAX_RATE_PER_HOUR[m.medium]
             modulus = Decimal(10) ** m.register_digits
-            self.meters[m.id] = MeterPlan(m.id, m.medium, m.account, Limits(modulus, rate))
+            self.meters[m.id] = MeterPlan(
+                m.id, m.medium, m.account, Limits(modulus, rate)
+            )
         self.rules: dict[str, Rules] = {
             a.id: Rules(config.money(a.credit_line), config.money(a.low_balance))
             for a in config.accounts
@@ -61,7 +63,12 @@ class SitePlan:
         for u in config.units:
             first = self.meters[u.meters[0]]
             self.units[u.id] = UnitPlan(
-                u.id, u.bus, u.address, u.kind, first.account_id, first.medium,
+                u.id,
+                u.bus,
+                u.address,
+                u.kind,
+                first.account_id,
+                first.medium,
                 tuple(u.meters),
             )
 

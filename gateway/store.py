@@ -107,7 +107,7 @@ def _statements(sql: str) -> Iterator[str]:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """Run a block as one write transaction: BEGIN IMMEDIATE, then COMMIT or ROLLBACK."""
+    """Run a block as one write transaction: BEGIN IMMEDIATE, COMMIT or ROLLBACK."""
     if conn.in_transaction:
         raise StoreError("transactions do not nest: finish the open one first")
     conn.execute("BEGIN IMMEDIATE")

@@ -48,7 +48,7 @@ class TariffBook:
         start: datetime,
         end: datetime,
     ) -> Decimal:
-        """Return the exact cost of `quantity` (canonical unit) used between start and end."""
+        """Return the exact cost of `quantity` (canonical unit) used in [start, end]."""
         del start, end  # a flat price does not depend on when
         price = self.price(account_id, medium)
         billed = convert(quantity, canonical_unit(medium), price.per, medium)

@@ -26,8 +26,16 @@ _HCA = {"HCA": Decimal(1), "units": Decimal(1)}
 _TIME = {"s": Decimal(1) / Decimal(60), "min": Decimal(1), "h": Decimal(60)}
 
 # Spellings decoders print for the same unit.
-_ALIASES = {"m^3": "m3", "m³": "m3", "litre": "l", "liter": "l", "sec": "s",
-            "minutes": "min", "hours": "h", "": "HCA"}
+_ALIASES = {
+    "m^3": "m3",
+    "m³": "m3",
+    "litre": "l",
+    "liter": "l",
+    "sec": "s",
+    "minutes": "min",
+    "hours": "h",
+    "": "HCA",
+}
 
 CANONICAL: dict[Medium, tuple[str, dict[str, Decimal]]] = {
     Medium.ELECTRICITY: ("kWh", _ENERGY),
@@ -51,7 +59,7 @@ def canonical_unit(medium: Medium) -> str:
 
 def factor_to_canonical(unit: str, medium: Medium) -> Decimal:
     """Return f such that value_in_unit * f is the value in the medium's unit."""
-    canonical, table = CANONICAL[medium]
+    table = CANONICAL[medium][1]
     unit = normalise(unit)
     if unit not in table:
         raise UnitError(
@@ -64,6 +72,6 @@ def convert(value: Decimal, unit: str, to_unit: str, medium: Medium) -> Decimal:
     """Convert between two units of one medium's dimension."""
     if normalise(unit) == normalise(to_unit):
         return value
-    return value * factor_to_canonical(unit, medium) / factor_to_canonical(
-        to_unit, medium
+    return (
+        value * factor_to_canonical(unit, medium) / factor_to_canonical(to_unit, medium)
     )

@@ -17,10 +17,16 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from gateway.cli import decode, mbus
+    from importlib.metadata import entry_points
 
-    for module in (mbus, decode):
+    from gateway.cli import accounts, config_cmd, decode, mbus, run
+
+    for module in (run, config_cmd, accounts, mbus, decode):
         module.register(app)
+    # Commands that live outside gateway/ (the demo, which drives the
+    # simulators) plug in by entry point, so gateway/ never imports them.
+    for plugin in entry_points(group="prepaidgw.commands"):
+        plugin.load()(app)
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from gateway.config.model import Config
-from gateway.money import MoneyError, minor_digits
+from gateway.money import minor_digits
 
 Path_ = tuple[str | int, ...]
 
@@ -113,57 +113,88 @@ def _cross_problems(config: Config) -> Iterable[Problem]:
     addresses: dict[tuple[str, int], str] = {}
     for i, m in enumerate(config.meters):
         if m.bus not in bus_kinds:
-            yield Problem((("meters", i, "bus")), f"no such bus; {one_of(bus_kinds)}",
-                          m.bus, True)
+            yield Problem(
+                (("meters", i, "bus")), f"no such bus; {one_of(bus_kinds)}", m.bus, True
+            )
         if m.account not in accounts:
-            yield Problem(("meters", i, "account"),
-                          f"no such account; {one_of(accounts)}", m.account, True)
+            yield Problem(
+                ("meters", i, "account"),
+                f"no such account; {one_of(accounts)}",
+                m.account,
+                True,
+            )
         if bus_kinds.get(m.bus) == "mbus":
             if m.address is None and m.secondary_id is None:
-                yield Problem(("meters", i), "an M-Bus meter needs `address` "
-                              "(0-250) or `secondary_id` (8 hex digits)")
+                yield Problem(
+                    ("meters", i),
+                    "an M-Bus meter needs `address` "
+                    "(0-250) or `secondary_id` (8 hex digits)",
+                )
             if m.address is not None:
                 key = (m.bus, m.address)
                 if key in addresses:
-                    yield Problem(("meters", i, "address"),
-                                  f"address already used by meter {addresses[key]}",
-                                  m.address, True)
+                    yield Problem(
+                        ("meters", i, "address"),
+                        f"address already used by meter {addresses[key]}",
+                        m.address,
+                        True,
+                    )
                 addresses[key] = m.id
 
     unit_addresses: dict[tuple[str, int], str] = {}
     for i, u in enumerate(config.units):
         if bus_kinds.get(u.bus) is None:
-            yield Problem(("units", i, "bus"), f"no such bus; {one_of(bus_kinds)}",
-                          u.bus, True)
+            yield Problem(
+                ("units", i, "bus"), f"no such bus; {one_of(bus_kinds)}", u.bus, True
+            )
         elif bus_kinds[u.bus] == "mbus":
-            yield Problem(("units", i, "bus"),
-                          "dispensing units sit on a modbus or lora bus, not M-Bus",
-                          u.bus, True)
+            yield Problem(
+                ("units", i, "bus"),
+                "dispensing units sit on a modbus or lora bus, not M-Bus",
+                u.bus,
+                True,
+            )
         key = (u.bus, u.address)
         if key in unit_addresses:
-            yield Problem(("units", i, "address"),
-                          f"address already used by unit {unit_addresses[key]}",
-                          u.address, True)
+            yield Problem(
+                ("units", i, "address"),
+                f"address already used by unit {unit_addresses[key]}",
+                u.address,
+                True,
+            )
         unit_addresses[key] = u.id
         for j, mid in enumerate(u.meters):
             if mid not in meters:
-                yield Problem(("units", i, "meters", j),
-                              f"no such meter; {one_of(meters)}", mid, True)
+                yield Problem(
+                    ("units", i, "meters", j),
+                    f"no such meter; {one_of(meters)}",
+                    mid,
+                    True,
+                )
 
     digits = minor_digits(config.site.currency)
     for i, a in enumerate(config.accounts):
         if a.tariff is not None and a.tariff not in tariffs:
-            yield Problem(("accounts", i, "tariff"),
-                          f"no such tariff; {one_of(tariffs)}", a.tariff, True)
+            yield Problem(
+                ("accounts", i, "tariff"),
+                f"no such tariff; {one_of(tariffs)}",
+                a.tariff,
+                True,
+            )
         if a.tariff is None and len(tariffs) > 1:
-            yield Problem(("accounts", i), "several tariffs exist: name one with "
-                          f"`tariff:` ({one_of(tariffs)})")
-        for key in ("credit_line", "low_balance"):
-            amount = getattr(a, key)
-            if amount.as_tuple().exponent < -digits:  # type: ignore[operator]
-                yield Problem(("accounts", i, key),
-                              f"{config.site.currency} has {digits} decimal places",
-                              amount, True)
+            yield Problem(
+                ("accounts", i),
+                f"several tariffs exist: name one with `tariff:` ({one_of(tariffs)})",
+            )
+        for field_name in ("credit_line", "low_balance"):
+            amount = getattr(a, field_name)
+            if int(amount.as_tuple().exponent) < -digits:
+                yield Problem(
+                    ("accounts", i, field_name),
+                    f"{config.site.currency} has {digits} decimal places",
+                    amount,
+                    True,
+                )
 
     for i, t in enumerate(config.tariffs):
         for medium, price in t.prices.items():
@@ -172,8 +203,12 @@ def _cross_problems(config: Config) -> Iterable[Problem]:
             try:
                 factor_to_canonical(price.per, medium)
             except UnitError as err:
-                yield Problem(("tariffs", i, "prices", medium.value, "per"),
-                              str(err), price.per, True)
+                yield Problem(
+                    ("tariffs", i, "prices", medium.value, "per"),
+                    str(err),
+                    price.per,
+                    True,
+                )
 
 
 def _format(file: Path, index: dict[Path_, int], p: Problem) -> str:

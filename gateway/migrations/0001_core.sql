@@ -10,6 +10,9 @@ CREATE TABLE accounts (
     credit_line_minor INTEGER NOT NULL DEFAULT 0,
     low_balance_minor INTEGER NOT NULL DEFAULT 0,
     contact           TEXT,
+    -- Digest of the account's section in the YAML when it was last applied:
+    -- a changed section is the installer's intent and overrides the cloud.
+    config_digest     TEXT,
     created_at        TEXT NOT NULL,
     closed_at         TEXT
 );

@@ -1,0 +1,156 @@
+"""Actuators: the account decisions turned into commands for dispensing units,
+sent until each unit's own feedback agrees."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Sequence
+from contextlib import suppress
+from decimal import Decimal
+from typing import Protocol
+
+import structlog
+
+from gateway import accounts, ledger
+from gateway.clock import Clock
+from gateway.health import DeviceHealth
+from gateway.model import FrameError, LinkError, UnitCommand, UnitState
+from gateway.money import minor_digits
+from gateway.policy import SupplyState
+from gateway.site import SitePlan, UnitPlan
+from gateway.store import transaction
+
+log = structlog.get_logger(__name__)
+
+# Allowance is sent in thousandths of the canonical unit; finer is noise.
+_ALLOWANCE_STEP = Decimal("0.001")
+
+
+class UnitLink(Protocol):
+    """A bus or radio that reaches dispensing units."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def apply(
+        self, address: int, unit_id: str, command: UnitCommand
+    ) -> UnitState: ...
+
+
+def desired_command(
+    conn: sqlite3.Connection, site: SitePlan, unit: UnitPlan
+) -> UnitCommand:
+    """Return what a unit should do now, from its account's state and balance."""
+    state = accounts.state_of(conn, unit.account_id)
+    balance = ledger.balance(conn, unit.account_id)
+    rules = accounts.rules_of(conn, unit.account_id)
+    supply_on = state != SupplyState.CUT_OFF
+    allowance: Decimal | None = Decimal(0)
+    if supply_on:
+        headroom = (balance + rules.credit_line).major
+        allowance = site.tariffs.headroom_quantity(
+            unit.account_id, unit.medium, headroom
+        )
+        if allowance is not None:
+            allowance = allowance.quantize(_ALLOWANCE_STEP, rounding="ROUND_FLOOR")
+    return UnitCommand(
+        unit_id=unit.id,
+        supply_on=supply_on,
+        allowance=allowance,
+        display_balance_minor=balance.minor,
+        display_decimals=minor_digits(balance.currency),
+    )
+
+
+class Actuator:
+    """Keeps the units on one bus in the state their accounts' decisions ask for."""
+
+    def __init__(
+        self,
+        bus_id: str,
+        link: UnitLink,
+        units: Sequence[UnitPlan],
+        conn: sqlite3.Connection,
+        site: SitePlan,
+        health: DeviceHealth,
+        clock: Clock,
+        wake: asyncio.Event,
+        interval_s: float,
+    ) -> None:
+        self.bus_id = bus_id
+        self._link = link
+        self._units = list(units)
+        self._conn = conn
+        self._site = site
+        self._health = health
+        self._clock = clock
+        self._wake = wake
+        self._interval = interval_s
+        self._reported: dict[str, tuple[bool, bool, bool]] = {}
+
+    async def run(self) -> None:
+        """Open the bus, then bring every unit in line each cycle or on wake-up."""
+        await self._link.open()
+        try:
+            while True:
+                await self.cycle()
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._interval)
+                self._wake.clear()
+        finally:
+            await self._link.close()
+
+    async def cycle(self) -> None:
+        """Send each unit its command once; a failing unit does not hold up the rest."""
+        for unit in self._units:
+            command = desired_command(self._conn, self._site, unit)
+            try:
+                state = await self._link.apply(unit.address, unit.id, command)
+            except (LinkError, FrameError) as err:
+                self._health.failed(unit.id, "unit", str(err), self._clock.now())
+                continue
+            self._health.succeeded(unit.id, "unit", state.stamp)
+            self._record(unit, command, state)
+
+    def _record(self, unit: UnitPlan, command: UnitCommand, state: UnitState) -> None:
+        seen = (state.supply_on, state.tamper, state.manual_override)
+        if self._reported.get(unit.id) == seen:
+            return
+        self._reported[unit.id] = seen
+        if state.supply_on != command.supply_on:
+            log.warning(
+                "unit_disagrees",
+                unit=unit.id,
+                wanted_on=command.supply_on,
+                reported_on=state.supply_on,
+                manual_override=state.manual_override,
+            )
+        else:
+            log.info(
+                "unit_switched",
+                unit=unit.id,
+                account=unit.account_id,
+                supply="on" if state.supply_on else "off",
+            )
+        with transaction(self._conn):
+            self._conn.execute(
+                """INSERT INTO unit_state (unit_id, desired_on, reported_on, tamper,
+                                           manual_override, allowance, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(unit_id) DO UPDATE SET desired_on = excluded.desired_on,
+                       reported_on = excluded.reported_on, tamper = excluded.tamper,
+                       manual_override = excluded.manual_override,
+                       allowance = excluded.allowance,
+                       updated_at = excluded.updated_at""",
+                (
+                    unit.id,
+                    int(command.supply_on),
+                    int(state.supply_on),
+                    int(state.tamper),
+                    int(state.manual_override),
+                    None if command.allowance is None else str(command.allowance),
+                    state.stamp.iso(),
+                ),
+            )

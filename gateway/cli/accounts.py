@@ -1,0 +1,283 @@
+"""Operator commands: `status`, `accounts show`, `topup` and `history`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+
+from gateway.cli.common import DEFAULT_CONFIG, ConfigOption, fail, load, open_db
+
+
+def register(app: typer.Typer) -> None:
+    """Add the operator commands to the app."""
+    group = typer.Typer(help="Resident accounts.", no_args_is_help=True)
+    app.add_typer(group, name="accounts")
+    app.command("status")(status)
+    group.command("show")(show)
+    app.command("topup")(topup)
+    app.command("history")(history)
+
+
+def status(config_path: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Show accounts (balance, state), meters (last reading) and buses (health)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from gateway import ledger, outbox
+    from gateway.money import Money
+
+    config = load(config_path)
+    conn = open_db(config)
+    console = Console()
+
+    accounts = Table(title=f"Accounts — {config.site.id}")
+    for col in ("account", "name", "balance", "credit line", "state", "since"):
+        accounts.add_column(col)
+    for row in conn.execute(
+        "SELECT a.id, a.name, a.credit_line_minor, a.currency, b.state, b.state_since "
+        "FROM accounts a JOIN balances b ON b.account_id = a.id ORDER BY a.id"
+    ):
+        balance = ledger.balance(conn, row["id"])
+        style = {"cut_off": "red", "low": "yellow"}.get(row["state"], "green")
+        accounts.add_row(
+            row["id"],
+            row["name"],
+            str(balance),
+            str(Money(row["credit_line_minor"], row["currency"])),
+            f"[{style}]{row['state']}[/]",
+            row["state_since"] or "",
+        )
+    console.print(accounts)
+
+    meters = Table(title="Meters")
+    for col in (
+        "meter",
+        "bus",
+        "account",
+        "last value",
+        "read at",
+        "verdict",
+        "health",
+    ):
+        meters.add_column(col)
+    for m in config.meters:
+        last = conn.execute(
+            "SELECT value, unit, taken_at, clock_synced, verdict FROM readings "
+            "WHERE meter_id = ? ORDER BY id DESC LIMIT 1",
+            (m.id,),
+        ).fetchone()
+        health = conn.execute(
+            "SELECT ok, failures, last_error FROM device_health WHERE device_id = ?",
+            (m.id,),
+        ).fetchone()
+        meters.add_row(
+            m.id,
+            m.bus,
+            m.account,
+            f"{last['value']} {last['unit']}" if last else "-",
+            (last["taken_at"] + ("" if last["clock_synced"] else " (clock unsynced)"))
+            if last
+            else "-",
+            last["verdict"] if last else "-",
+            _health_text(health),
+        )
+    console.print(meters)
+
+    buses = Table(title="Buses")
+    for col in ("bus", "kind", "port", "devices ok", "failing"):
+        buses.add_column(col)
+    for bus in config.buses:
+        ids = [m.id for m in config.meters if m.bus == bus.id] + [
+            u.id for u in config.units if u.bus == bus.id
+        ]
+        marks = ",".join("?" * len(ids)) or "''"
+        failing = [
+            r["device_id"]
+            for r in conn.execute(
+                "SELECT device_id FROM device_health WHERE ok = 0 "
+                f"AND device_id IN ({marks})",
+                ids,
+            )
+        ]
+        buses.add_row(
+            bus.id,
+            bus.kind,
+            bus.port,
+            f"{len(ids) - len(failing)}/{len(ids)}",
+            ", ".join(failing) or "-",
+        )
+    console.print(buses)
+
+    alarms = conn.execute(
+        "SELECT kind, subject, message, raised_at FROM alarms WHERE cleared_at IS NULL "
+        "ORDER BY id"
+    ).fetchall()
+    if alarms:
+        console.print("[bold]Open alarms[/]")
+        for a in alarms:
+            console.print(
+                f"  {a['raised_at']}  {a['kind']}  {a['subject']}: {a['message']}"
+            )
+    messages, size = outbox.pending(conn)
+    console.print(f"Outbox: {messages} message(s), {size} bytes waiting for the cloud")
+
+
+def _health_text(row: object) -> str:
+    if row is None:
+        return "not yet read"
+    if row["ok"]:  # type: ignore[index]
+        return "ok"
+    return f"failing x{row['failures']}: {row['last_error']}"  # type: ignore[index]
+
+
+def show(
+    account_id: Annotated[str, typer.Argument(help="Account id, e.g. flat6.")],
+    config_path: ConfigOption = DEFAULT_CONFIG,
+    entries: Annotated[int, typer.Option(help="How many recent entries.")] = 15,
+) -> None:
+    """Show one account: balance, rules, state, recent entries and decisions."""
+    from gateway import accounts, ledger
+
+    config = load(config_path)
+    conn = open_db(config)
+    row = conn.execute("SELECT * FROM accounts WHERE id = ?", (account_id,)).fetchone()
+    if row is None:
+        known = ", ".join(r["id"] for r in conn.execute("SELECT id FROM accounts"))
+        fail(f"no account {account_id!r}; known accounts: {known}")
+    rules = accounts.rules_of(conn, account_id)
+    typer.echo(f"{row['id']}  {row['name']}")
+    typer.echo(f"  balance      {ledger.balance(conn, account_id)}")
+    typer.echo(f"  state        {accounts.state_of(conn, account_id).value}")
+    typer.echo(f"  credit line  {rules.credit_line}")
+    typer.echo(f"  low warning  {rules.low_balance}")
+    typer.echo(f"  tariff       {row['tariff_id']}")
+    typer.echo("  recent entries:")
+    for e in ledger.entries(conn, account_id, limit=entries):
+        what = (
+            f"{e.quantity} {e.unit} {e.medium}"
+            if e.quantity is not None
+            else (e.ref or "")
+        )
+        typer.echo(f"    {e.booked_at}  {e.kind.value:<15} {e.amount!s:>12}  {what}")
+    typer.echo("  decisions:")
+    for d in conn.execute(
+        "SELECT * FROM decisions WHERE account_id = ? ORDER BY id DESC LIMIT 5",
+        (account_id,),
+    ):
+        typer.echo(
+            f"    {d['decided_at']}  {d['previous']} -> {d['state']}: {d['reason']}"
+        )
+
+
+def topup(
+    account_id: Annotated[str, typer.Argument(help="Account to credit.")],
+    amount: Annotated[str, typer.Argument(help="Amount in major units, e.g. 20.00.")],
+    ref: Annotated[
+        str,
+        typer.Option(
+            "--ref",
+            help="Your unique reference (receipt "
+            "number); the same reference is applied once.",
+        ),
+    ],
+    config_path: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Credit an account by hand (an administrator's top-up); idempotent by --ref."""
+    from gateway import accounts, ledger
+    from gateway.clock import SystemClock
+    from gateway.ledger import EntryKind, IdempotencyConflict, LedgerError, NewEntry
+    from gateway.money import Money, MoneyError
+    from gateway.store import transaction
+
+    config = load(config_path)
+    try:
+        money = Money.parse(amount, config.site.currency)
+    except MoneyError as err:
+        fail(str(err))
+    if money.minor <= 0:
+        fail(f"a top-up must be more than zero, got {money}")
+    if not ref.strip():
+        fail("--ref must not be empty: use the receipt or transfer number")
+    conn = open_db(config)
+    stamp = SystemClock().now()
+    try:
+        with transaction(conn):
+            posted = ledger.post(
+                conn,
+                NewEntry(
+                    id=f"topup:admin:{ref}",
+                    account_id=account_id,
+                    kind=EntryKind.TOPUP,
+                    amount=money,
+                    source="cli",
+                    booked=stamp,
+                    ref=ref,
+                ),
+            )
+            accounts.evaluate(conn, account_id, stamp)
+    except IdempotencyConflict as err:
+        fail(str(err))
+    except LedgerError as err:
+        fail(str(err))
+    if posted.duplicate:
+        typer.echo(
+            f"duplicate: reference {ref} was already applied at "
+            f"{posted.entry.booked_at} ({posted.entry.amount} to "
+            f"{posted.entry.account_id}); nothing changed. Balance {posted.balance}"
+        )
+    else:
+        typer.echo(f"applied: {money} to {account_id}, balance now {posted.balance}")
+
+
+def history(
+    account_id: Annotated[str, typer.Argument(help="Account id.")],
+    config_path: ConfigOption = DEFAULT_CONFIG,
+    days: Annotated[
+        int | None, typer.Option(help="Per day, for this many days.")
+    ] = None,
+    weeks: Annotated[
+        int | None, typer.Option(help="Per week, for this many weeks.")
+    ] = None,
+) -> None:
+    """Show consumption and cost per day or week, per medium."""
+    from zoneinfo import ZoneInfo
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from gateway.history import Bucket
+    from gateway.history import history as load_history
+
+    if days is not None and weeks is not None:
+        fail("give either --days or --weeks, not both")
+    bucket: Bucket = "week" if weeks is not None else "day"
+    span = timedelta(weeks=weeks) if weeks is not None else timedelta(days=days or 7)
+    config = load(config_path)
+    conn = open_db(config)
+    if (
+        conn.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchone()
+        is None
+    ):
+        fail(f"no account {account_id!r}")
+    rows = load_history(
+        conn,
+        account_id,
+        zone=ZoneInfo(config.site.timezone),
+        since=datetime.now(UTC) - span,
+        bucket=bucket,
+        currency=config.site.currency,
+    )
+    table = Table(title=f"{account_id}: consumption per {bucket}")
+    for col in ("from", "medium", "quantity", "cost", "standing charge"):
+        table.add_column(col, justify="right" if col != "medium" else "left")
+    for p in rows:
+        table.add_row(
+            p.start.isoformat(),
+            p.medium,
+            f"{p.quantity} {p.unit}",
+            str(p.cost),
+            str(p.standing),
+        )
+    Console().print(table)
