@@ -27,7 +27,8 @@ def test_the_test_site_is_valid(tmp_path: Path) -> None:
 def test_a_misspelt_key_names_line_and_path() -> None:
     broken = SITE_YAML.replace("port: /dev/null}", "port: /dev/null, baud: 2400}", 1)
     assert _errors(broken) == [
-        "site.yaml:5: buses[0].baud = 2400: unknown key: remove it or check its spelling"
+        "site.yaml:5: buses[0].baud = 2400: "
+        "unknown key: remove it or check its spelling"
     ]
 
 
