@@ -8,6 +8,11 @@ one, the gateway opens the other (`.port`). Both stay raw, without parity.
     python -m simulators.dispensing_unit --units 11,12,13
 """
 
+# LIMITATION: a pseudo-terminal moves bytes at once, so the simulator never
+# shows the 40 to 80 ms a transaction takes at 9600 baud, nor the silence of
+# 3.5 characters between frames, nor parity. Timing has to be measured on a
+# real RS485 line.
+
 from __future__ import annotations
 
 import argparse
