@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import struct
 from decimal import Decimal
 
@@ -133,3 +134,15 @@ def test_json_never_uses_exponent_notation() -> None:
         _frame(bytes((0x05, 0x07)) + struct.pack("<f", 12.25), 0x02)
     )
     assert telegram_to_json(telegram)["billing"]["value"] == "122500"
+
+
+def test_pymeterbus_import_leaves_root_logging_alone() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import logging; from drivers.mbus.pymeterbus_quiet import import_meterbus; "
+        "import_meterbus(); r = logging.getLogger(); print(len(r.handlers), r.level)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.split() == ["0", str(logging.WARNING)]
