@@ -108,7 +108,9 @@ class Actuator:
             command = desired_command(self._conn, self._site, unit)
             try:
                 state = await self._link.apply(unit.address, unit.id, command)
-            except (LinkError, FrameError) as err:
+            except (LinkError, FrameError, ValueError) as err:
+                # ValueError: the command does not fit the unit's registers
+                # (a balance beyond what its display can show).
                 self._health.failed(unit.id, "unit", str(err), self._clock.now())
                 continue
             self._health.succeeded(unit.id, "unit", state.stamp)

@@ -109,6 +109,7 @@ class Daemon:
                 parity=bus.parity,
                 timeout_s=bus.timeout_s,
                 retries=bus.retries,
+                watchdog_s=bus.watchdog_s,
             )
             actuator = Actuator(
                 bus.id,

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway.config.cloud import Cloud
 from gateway.model import Medium
 from gateway.money import Money, MoneyError, minor_digits
 
@@ -82,6 +83,12 @@ class ModbusBus(SerialBus):
     kind: Literal["modbus"]
     baudrate: int = Field(9600, gt=0)
     poll_interval_s: float = Field(2.0, gt=0)
+    watchdog_s: int = Field(
+        600,
+        ge=10,
+        le=65535,
+        description="a unit not written for this long falls back to its safe state",
+    )
 
 
 Bus = Annotated[MbusBus | ModbusBus, Field(discriminator="kind")]
@@ -98,7 +105,8 @@ class Meter(Strict):
         8,
         ge=1,
         le=12,
-        description="integer digits of the billing register; it wraps at 10^digits",
+        description="integer digits of the billing register in the medium's unit "
+        "(kWh, m3); it wraps at 10^digits",
     )
     max_rate_per_hour: Decimal | None = Field(
         None,
@@ -147,12 +155,6 @@ class Tariff(Strict):
     prices: dict[Medium, Price] = Field(min_length=1)
 
 
-class Demo(Strict):
-    """Only the demo sets this: who tops up when, to show a reconnect."""
-
-    scripted_topups: list[tuple[float, Ident, Decimal]] = []
-
-
 class Config(Strict):
     site: Site
     state_dir: Path = Path("/var/lib/prepaidgw")
@@ -161,7 +163,7 @@ class Config(Strict):
     units: list[Unit] = []
     accounts: list[Account] = []
     tariffs: list[Tariff] = Field(min_length=1)
-    demo: Demo | None = None
+    cloud: Cloud | None = None
 
     def money(self, amount: Decimal) -> Money:
         return Money.parse(amount, self.site.currency)
