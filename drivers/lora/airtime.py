@@ -213,5 +213,7 @@ class DutyCycle:
             if total <= limit + 1e-9:
                 break
             total -= old_airtime
-            start = max(start, old_start + self._window)
+            # A microsecond past the hour, so that float rounding cannot put
+            # the old transmission back inside the new start's window.
+            start = max(start, old_start + self._window + 1e-6)
         return start
