@@ -279,10 +279,12 @@ def main() -> None:
         SimMeter(1, corpus_frame("electricity"), Decimal(5000), Decimal(10)),
         SimMeter(2, corpus_frame("water"), Decimal("1234.567"), Decimal("0.001")),
     ]
-    with MbusMeterSimulator(meters, echo=args.echo) as simulator:
+    # Ctrl-C may arrive the moment the path is printed, so the whole block
+    # sits inside the suppression, not just the wait.
+    simulator = MbusMeterSimulator(meters, echo=args.echo)
+    with contextlib.suppress(KeyboardInterrupt), simulator:
         print(simulator.port, flush=True)
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+        threading.Event().wait()
 
 
 if __name__ == "__main__":

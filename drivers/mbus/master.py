@@ -103,7 +103,7 @@ class MbusMaster:
         try:
             telegram = decode_frame(raw)
         except FrameError as error:
-            self._note_failure(address, error)
+            self._note_failure(_address_key(address), error)
             raise
         return telegram
 
@@ -162,6 +162,10 @@ class MbusMaster:
         target = frames.ADDRESS_NETWORK_LAYER if isinstance(key, str) else key
         if isinstance(key, str):
             await self._expect_ack(frames.build_select_secondary(key))
+            # LIMITATION: a meter selected by secondary address is never reset
+            # (SND_NKE to 253 would deselect it), so its memory of the last
+            # FCB is unknown. If it happens to equal ours, the first read of a
+            # session returns the meter's previous reply, one poll stale.
             self._fcb.setdefault(key, True)
         elif key not in self._fcb:
             await self._expect_ack(frames.build_snd_nke(key))
