@@ -22,7 +22,8 @@ class WmbusPipeline:
     """Turn frames into telegrams for the daemon, with keys by meter id."""
 
     def __init__(self, keys: dict[str, bytes], guard: StreamGuard) -> None:
-        self._keys = {meter: MeterKey(raw) for meter, raw in keys.items()}
+        # Ids are compared as printed; non-BCD ids print as lowercase hex.
+        self._keys = {meter.lower(): MeterKey(raw) for meter, raw in keys.items()}
         self.guard = guard
 
     def __repr__(self) -> str:

@@ -18,6 +18,7 @@ from .errors import (
     CleartextClaimsEncryptionError,
     MacMismatchError,
     MissingKeyError,
+    TruncatedFrameError,
     UnexpectedCleartextError,
     UnsupportedFrameError,
 )
@@ -152,6 +153,11 @@ def decode_frame(frame: bytes, keys: KeySource = None) -> Telegram:
     )
     payload = data[pos:]
     blocks = tpl.encrypted_blocks * 16 or len(payload) - len(payload) % 16
+    if mode in (5, 7) and blocks > len(payload):
+        raise TruncatedFrameError(
+            f"meter {address.id}: header says {blocks // 16} encrypted blocks"
+            f" but only {len(payload)} bytes follow"
+        )
 
     if mode == 0:
         if key is not None and not encrypted:

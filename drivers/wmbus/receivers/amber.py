@@ -163,5 +163,8 @@ class AmberReceiver(Receiver):
         if not self._decoder.transparent:
             await self._write(set_mode_request(self.mode))
 
+    def __repr__(self) -> str:
+        return f"AmberReceiver({self.port!r}, {self.mode.name})"
+
     def _feed(self, chunk: bytes) -> list[tuple[bytes, int | None]]:
         return self._decoder.feed(chunk)

@@ -49,6 +49,7 @@ class Receiver(abc.ABC):
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: deque[RawTelegram] = deque()
+        self._failing = False
 
     @abc.abstractmethod
     async def _connect(self) -> Streams:
@@ -94,6 +95,7 @@ class Receiver(abc.ABC):
             async with asyncio.timeout(budget_s):
                 chunk = await self._reader.read(4096)
         except TimeoutError:
+            self._report("wmbus_receiver_silent", seconds=self.silence_timeout_s)
             raise ReceiverSilent(
                 f"no telegram for {self.silence_timeout_s:g} s; check the receiver"
                 " and its antenna, then reopen it"
@@ -101,8 +103,18 @@ class Receiver(abc.ABC):
         except OSError as exc:
             raise LinkError(f"receiver stream failed: {exc.strerror or exc}") from None
         if not chunk:
+            self._report("wmbus_receiver_closed")
             raise LinkError("receiver stream closed (device unplugged or source ended)")
+        if self._failing:
+            self._failing = False
+            log.info("wmbus_receiver_recovered", receiver=repr(self))
         return chunk
+
+    def _report(self, event: str, **facts: object) -> None:
+        """Log a failure once; the next success logs the recovery."""
+        if not self._failing:
+            self._failing = True
+            log.warning(event, receiver=repr(self), **facts)
 
     async def receive(self) -> RawTelegram:
         """Wait for the next telegram."""

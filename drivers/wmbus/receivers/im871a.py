@@ -247,6 +247,9 @@ class Im871aReceiver(Receiver):
             raise LinkError(f"iM871A on {self.port} closed while configuring")
         return chunk
 
+    def __repr__(self) -> str:
+        return f"Im871aReceiver({self.port!r}, {self.mode.name})"
+
     def _feed(self, chunk: bytes) -> list[tuple[bytes, int | None]]:
         out: list[tuple[bytes, int | None]] = []
         for msg in self._decoder.feed(chunk):

@@ -110,3 +110,12 @@ def test_corrupted_corpus_frames_raise_only_frame_errors(
     key = MeterKey.from_hex(row["key"]) if row["key"] else None
     with contextlib.suppress(FrameError):
         decode_frame(bytes(frame), key)
+
+
+def test_fewer_bytes_than_encrypted_blocks_is_truncated(
+    rows: list[dict[str, Any]],
+) -> None:
+    frame = bytearray.fromhex(rows[38]["hex"])[:30]
+    frame[0] = len(frame) - 1
+    with pytest.raises(TruncatedFrameError, match="encrypted blocks"):
+        decode_frame(bytes(frame), MeterKey.from_hex(rows[38]["key"]))

@@ -4,15 +4,18 @@ TCP; the stick framings byte by byte; silence detection."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+import tty
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from drivers.wmbus import StreamGuard, Telegram, WmbusPipeline
+from drivers.wmbus import StreamGuard, Telegram, WmbusPipeline, decode_frame
 from drivers.wmbus.receivers import (
+    AmberReceiver,
     Im871aReceiver,
     LineReceiver,
     Receiver,
@@ -246,3 +249,24 @@ def test_demo_meter_values_advance() -> None:
     plain.next_frame()
     assert plain.value == Decimal("123.530")
     assert MODE5_TEMPLATE_KEY
+
+
+async def test_amber_receiver_over_pty_sets_mode_and_receives() -> None:
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    meter = demo_meters(KEY)[0]
+    try:
+        receiver = AmberReceiver(os.ttyname(slave), AmberMode.C1, silence_timeout_s=2)
+        async with receiver:
+            request = await asyncio.to_thread(os.read, master, 64)
+            assert request == set_mode_request(AmberMode.C1)
+            frames = [meter.next_frame() for _ in range(3)]
+            for frame in frames:
+                os.write(master, encode_command(CMD_DATA_IND, frame[1:] + b"\x10"))
+            got = [await receiver.receive() for _ in frames]
+        assert [g.frame for g in got] == frames
+        assert got[0].rssi == 0x10 // 2 - 74
+        assert decode_frame(got[-1].frame).billing is not None
+    finally:
+        os.close(master)
+        os.close(slave)
