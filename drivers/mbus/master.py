@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import termios
 from collections.abc import Callable
 
 import serial_asyncio_fast
@@ -73,10 +74,13 @@ class MbusMaster:
                 bytesize=8,
                 stopbits=1,
             )
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, termios.error) as error:
+            # pyserial lets termios.error through when the device refuses a
+            # setting; pseudo-terminals refuse even parity that way.
             raise LinkError(
                 f"cannot open M-Bus port {self.port} at {self.baudrate} baud, "
-                f"parity {self.parity}: {error}"
+                f"parity {self.parity}: {error}; check the device path, and "
+                "use parity N for a simulator on a pseudo-terminal"
             ) from error
         log.info("mbus_port_opened", port=self.port, baudrate=self.baudrate)
 

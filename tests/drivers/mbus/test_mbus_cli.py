@@ -93,3 +93,14 @@ def test_scan_missing_port_exit_2() -> None:
     )
     assert result.exit_code == 2
     assert "cannot open M-Bus port /dev/nope" in result.stderr
+
+
+def test_scan_with_parity_the_port_refuses_exit_2() -> None:
+    meters = [SimMeter(3, corpus_frame("water"), Decimal(1))]
+    with MbusMeterSimulator(meters) as simulator:
+        result = CliRunner().invoke(
+            _app(), ["mbus", "scan", "--port", simulator.port, "--last", "1"]
+        )
+    assert result.exit_code == 2
+    assert "parity E" in result.stderr
+    assert result.stderr.count("\n") == 1
