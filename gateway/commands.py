@@ -74,7 +74,7 @@ def apply(
     *,
     max_validity: timedelta,
 ) -> CommandResult:
-    """Apply a trusted command once; a known id gets its first result, marked duplicate."""
+    """Apply a trusted command once; a known id gets its first result as duplicate."""
     with transaction(conn):
         first = conn.execute(
             "SELECT * FROM commands WHERE command_id = ?", (command.command_id,)
@@ -87,14 +87,25 @@ def apply(
                 """INSERT INTO commands (command_id, kind, digest, status, reason,
                        result, issued_at, expires_at, received_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (command.command_id, command.kind, fingerprint, outcome.status,
-                 outcome.reason, json.dumps(outcome.result, sort_keys=True),
-                 command.issued_at.isoformat(), command.expires_at.isoformat(),
-                 now.iso()),
+                (
+                    command.command_id,
+                    command.kind,
+                    fingerprint,
+                    outcome.status,
+                    outcome.reason,
+                    json.dumps(outcome.result, sort_keys=True),
+                    command.issued_at.isoformat(),
+                    command.expires_at.isoformat(),
+                    now.iso(),
+                ),
             )
         _queue(conn, outcome, now)
-    log.info("command_" + outcome.status, command_id=command.command_id,
-             kind=command.kind, reason=outcome.reason)
+    log.info(
+        "command_" + outcome.status,
+        command_id=command.command_id,
+        kind=command.kind,
+        reason=outcome.reason,
+    )
     return outcome
 
 
@@ -126,8 +137,13 @@ def prune(conn: sqlite3.Connection, now: Stamp) -> int:
 
 
 def _queue(conn: sqlite3.Connection, outcome: CommandResult, now: Stamp) -> None:
-    outbox.enqueue(conn, "command_result", outcome.to_body(), now,
-                   message_id=f"result:{outcome.command_id}:{uuid.uuid4().hex[:12]}")
+    outbox.enqueue(
+        conn,
+        "command_result",
+        outcome.to_body(),
+        now,
+        message_id=f"result:{outcome.command_id}:{uuid.uuid4().hex[:12]}",
+    )
 
 
 def _repeat(
@@ -135,13 +151,19 @@ def _repeat(
 ) -> CommandResult:
     if first["digest"] != fingerprint:
         return CommandResult(
-            command.command_id, command.kind, "rejected",
+            command.command_id,
+            command.kind,
+            "rejected",
             "command id was already used for a different command (replay); "
             "send a new command id",
         )
     return CommandResult(
-        command.command_id, first["kind"], "duplicate", first["reason"],
-        json.loads(first["result"]), first_status=first["status"],
+        command.command_id,
+        first["kind"],
+        "duplicate",
+        first["reason"],
+        json.loads(first["result"]),
+        first_status=first["status"],
     )
 
 
@@ -153,11 +175,14 @@ def _first_time(
 ) -> CommandResult:
     cid, kind = command.command_id, command.kind
     if command.expires_at <= now.at:
-        return CommandResult(cid, kind, "expired",
-                             f"expired at {command.expires_at.isoformat()}")
+        return CommandResult(
+            cid, kind, "expired", f"expired at {command.expires_at.isoformat()}"
+        )
     if command.expires_at - command.issued_at > max_validity:
         return CommandResult(
-            cid, kind, "rejected",
+            cid,
+            kind,
+            "rejected",
             f"valid for longer than the {max_validity} the gateway allows",
         )
     try:
@@ -195,9 +220,13 @@ def _book(conn: sqlite3.Connection, new: NewEntry, now: Stamp) -> dict[str, Any]
     if posted.duplicate:
         raise CommandRejected(f"entry {new.id} was already booked")
     accounts.evaluate(conn, new.account_id, now)
-    return {"entry_id": posted.entry.id, "ledger_seq": posted.entry.seq,
-            "amount_minor": posted.entry.amount.minor,
-            "balance_minor": posted.balance.minor, "currency": posted.balance.currency}
+    return {
+        "entry_id": posted.entry.id,
+        "ledger_seq": posted.entry.seq,
+        "amount_minor": posted.entry.amount.minor,
+        "balance_minor": posted.balance.minor,
+        "currency": posted.balance.currency,
+    }
 
 
 def _money(amount_minor: int, currency: str) -> Money:
@@ -210,9 +239,15 @@ def _money(amount_minor: int, currency: str) -> Money:
 def _topup(
     conn: sqlite3.Connection, cid: str, args: schemas.TopUp, now: Stamp
 ) -> tuple[dict[str, Any], bool]:
-    entry = NewEntry(id=f"topup:cloud:{cid}", account_id=args.account_id,
-                     kind=EntryKind.TOPUP, amount=_money(args.amount_minor, args.currency),
-                     source="cloud", booked=now, ref=args.ref or cid)
+    entry = NewEntry(
+        id=f"topup:cloud:{cid}",
+        account_id=args.account_id,
+        kind=EntryKind.TOPUP,
+        amount=_money(args.amount_minor, args.currency),
+        source="cloud",
+        booked=now,
+        ref=args.ref or cid,
+    )
     return _book(conn, entry, now), True
 
 
@@ -221,10 +256,16 @@ def _adjustment(
 ) -> tuple[dict[str, Any], bool]:
     if args.amount_minor == 0:
         raise CommandRejected("an adjustment of zero changes nothing")
-    entry = NewEntry(id=f"adjustment:cloud:{cid}", account_id=args.account_id,
-                     kind=EntryKind.ADJUSTMENT,
-                     amount=_money(args.amount_minor, args.currency), source="cloud",
-                     booked=now, ref=cid, detail={"reason": args.reason})
+    entry = NewEntry(
+        id=f"adjustment:cloud:{cid}",
+        account_id=args.account_id,
+        kind=EntryKind.ADJUSTMENT,
+        amount=_money(args.amount_minor, args.currency),
+        source="cloud",
+        booked=now,
+        ref=cid,
+        detail={"reason": args.reason},
+    )
     return _book(conn, entry, now), True
 
 
@@ -240,18 +281,26 @@ def _reversal(
             f"not {args.account_id}"
         )
     if original.kind == EntryKind.REVERSAL:
-        raise CommandRejected("a reversal cannot itself be reversed; book an adjustment")
-    entry = NewEntry(id=f"reversal:{original.id}", account_id=original.account_id,
-                     kind=EntryKind.REVERSAL, amount=-original.amount, source="cloud",
-                     booked=now, ref=original.id,
-                     detail={"reason": args.reason, "command_id": cid})
+        raise CommandRejected("a reversal cannot be reversed; book an adjustment")
+    entry = NewEntry(
+        id=f"reversal:{original.id}",
+        account_id=original.account_id,
+        kind=EntryKind.REVERSAL,
+        amount=-original.amount,
+        source="cloud",
+        booked=now,
+        ref=original.id,
+        detail={"reason": args.reason, "command_id": cid},
+    )
     return _book(conn, entry, now), True
 
 
 def _account_upsert(
     conn: sqlite3.Connection, cid: str, args: schemas.AccountUpsert, now: Stamp
 ) -> tuple[dict[str, Any], bool]:
-    row = conn.execute("SELECT * FROM accounts WHERE id = ?", (args.account_id,)).fetchone()
+    row = conn.execute(
+        "SELECT * FROM accounts WHERE id = ?", (args.account_id,)
+    ).fetchone()
     if row is None:
         if args.currency is None or args.name is None:
             raise CommandRejected(
@@ -264,12 +313,22 @@ def _account_upsert(
             raise CommandRejected(str(err)) from None
         conn.execute(
             """INSERT INTO accounts (id, name, currency, credit_line_minor,
-                   low_balance_minor, contact, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
-            (args.account_id, args.name, args.currency, args.credit_line_minor or 0,
-             args.low_balance_minor or 0, args.contact, now.iso()),
+                   low_balance_minor, contact, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            (
+                args.account_id,
+                args.name,
+                args.currency,
+                args.credit_line_minor or 0,
+                args.low_balance_minor or 0,
+                args.contact,
+                now.iso(),
+            ),
         )
-        conn.execute("INSERT INTO balances (account_id) VALUES (?) "
-                     "ON CONFLICT DO NOTHING", (args.account_id,))
+        conn.execute(
+            "INSERT INTO balances (account_id) VALUES (?) ON CONFLICT DO NOTHING",
+            (args.account_id,),
+        )
         created = True
     else:
         if args.currency is not None and args.currency != row["currency"]:
@@ -282,13 +341,21 @@ def _account_upsert(
                    credit_line_minor = COALESCE(?, credit_line_minor),
                    low_balance_minor = COALESCE(?, low_balance_minor),
                    contact = COALESCE(?, contact) WHERE id = ?""",
-            (args.name, args.credit_line_minor, args.low_balance_minor, args.contact,
-             args.account_id),
+            (
+                args.name,
+                args.credit_line_minor,
+                args.low_balance_minor,
+                args.contact,
+                args.account_id,
+            ),
         )
         created = False
     decision = accounts.evaluate(conn, args.account_id, now)
-    return {"account_id": args.account_id, "created": created,
-            "state": None if decision is None else decision.state.value}, True
+    return {
+        "account_id": args.account_id,
+        "created": created,
+        "state": None if decision is None else decision.state.value,
+    }, True
 
 
 def _tariff_set(
@@ -303,8 +370,13 @@ def _tariff_set(
                created_at) VALUES (?, ?, ?, ?, ?)
            ON CONFLICT(tariff_id, effective_at) DO UPDATE SET prices = excluded.prices,
                command_id = excluded.command_id, created_at = excluded.created_at""",
-        (args.tariff_id, _utc(args.effective_at), json.dumps(prices, sort_keys=True),
-         cid, now.iso()),
+        (
+            args.tariff_id,
+            _utc(args.effective_at),
+            json.dumps(prices, sort_keys=True),
+            cid,
+            now.iso(),
+        ),
     )
     return {"tariff_id": args.tariff_id, "effective_at": _utc(args.effective_at)}, False
 
@@ -321,8 +393,14 @@ def _unit_override(
                ON CONFLICT(unit_id) DO UPDATE SET mode = excluded.mode,
                    until = excluded.until, reason = excluded.reason,
                    command_id = excluded.command_id, set_at = excluded.set_at""",
-            (args.unit_id, args.mode, None if args.until is None else _utc(args.until),
-             args.reason, cid, now.iso()),
+            (
+                args.unit_id,
+                args.mode,
+                None if args.until is None else _utc(args.until),
+                args.reason,
+                cid,
+                now.iso(),
+            ),
         )
     return {"unit_id": args.unit_id, "mode": args.mode}, True
 
@@ -331,12 +409,18 @@ def _display_message(
     conn: sqlite3.Connection, cid: str, args: schemas.DisplayMessage, now: Stamp
 ) -> tuple[dict[str, Any], bool]:
     if (args.account_id is None) == (args.unit_id is None):
-        raise CommandRejected("a display message names exactly one of account_id, unit_id")
+        raise CommandRejected("name exactly one of account_id, unit_id")
     cursor = conn.execute(
         """INSERT INTO display_messages (account_id, unit_id, text, until, command_id,
                created_at) VALUES (?, ?, ?, ?, ?, ?)""",
-        (args.account_id, args.unit_id, args.text,
-         None if args.until is None else _utc(args.until), cid, now.iso()),
+        (
+            args.account_id,
+            args.unit_id,
+            args.text,
+            None if args.until is None else _utc(args.until),
+            cid,
+            now.iso(),
+        ),
     )
     return {"message_id": cursor.lastrowid}, False
 

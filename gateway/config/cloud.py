@@ -5,13 +5,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
-from gateway.config.model import Strict
 
-
-class Cloud(Strict):
+class Cloud(BaseModel):
     """The MQTT uplink to the cloud and the rules for its commands."""
+
+    # Same rules as gateway.config.model.Strict, which cannot be imported
+    # here: that module imports this one for its `cloud` field.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     host: str = Field(min_length=1, description="broker host name or address")
     port: int = Field(8883, ge=1, le=65535)
