@@ -40,9 +40,17 @@ def _setup(conn: sqlite3.Connection, plan: SitePlan) -> None:
     stamp = ManualClock(START).now()
     with transaction(conn):
         accounts.sync_from_config(conn, plan, stamp)
-        ledger.post(conn, NewEntry(
-            id="topup:test:opening", account_id="flat1", kind=EntryKind.TOPUP,
-            amount=Money(2000, "EUR"), source="test", booked=stamp))
+        ledger.post(
+            conn,
+            NewEntry(
+                id="topup:test:opening",
+                account_id="flat1",
+                kind=EntryKind.TOPUP,
+                amount=Money(2000, "EUR"),
+                source="test",
+                booked=stamp,
+            ),
+        )
 
 
 def _done(conn: sqlite3.Connection) -> int:
@@ -55,8 +63,9 @@ def _reading(i: int) -> Reading:
     return Reading("m-elec", STEP * i, "kWh", clock.now(), "test")
 
 
-async def _consume(conn: sqlite3.Connection, plan: SitePlan, total: int,
-                   interval: float) -> None:
+async def _consume(
+    conn: sqlite3.Connection, plan: SitePlan, total: int, interval: float
+) -> None:
     for i in range(_done(conn), total):
         billing.process_reading(conn, plan, _reading(i))
         if interval:
@@ -69,11 +78,25 @@ async def _main(ns: argparse.Namespace) -> None:
     db = ns.state / store.DB_NAME
     conn = store.connect(db)
     _setup(conn, plan)
-    cloud = Cloud(host="127.0.0.1", port=ns.port, tls=False, public_key=ns.public_key,
-                  client_id="gw-proc", in_flight_window=ns.window, batch_max=ns.batch,
-                  resend_after_s=5)
-    service = SyncService(cloud, config.site.id, db, SystemClock(True), lambda: None,
-                          first_backoff_s=0.2, max_backoff_s=2.0)
+    cloud = Cloud(
+        host="127.0.0.1",
+        port=ns.port,
+        tls=False,
+        public_key=ns.public_key,
+        client_id="gw-proc",
+        in_flight_window=ns.window,
+        batch_max=ns.batch,
+        resend_after_s=5,
+    )
+    service = SyncService(
+        cloud,
+        config.site.id,
+        db,
+        SystemClock(True),
+        lambda: None,
+        first_backoff_s=0.2,
+        max_backoff_s=2.0,
+    )
     if ns.backlog_first:
         await _consume(conn, plan, ns.readings, 0)
     sync = asyncio.create_task(service.run())

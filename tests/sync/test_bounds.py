@@ -21,12 +21,25 @@ from simulators.cloud.store import CloudStore
 def _fill(conn: sqlite3.Connection, clock: ManualClock, readings: int) -> None:
     with transaction(conn):
         for i in range(readings):
-            outbox.enqueue(conn, "reading", {"meter_id": "m-elec", "value": str(i)},
-                           clock.now(), message_id=f"reading:{i}")
+            outbox.enqueue(
+                conn,
+                "reading",
+                {"meter_id": "m-elec", "value": str(i)},
+                clock.now(),
+                message_id=f"reading:{i}",
+            )
             if i % 10 == 0:
-                ledger.post(conn, NewEntry(
-                    id=f"topup:test:{i}", account_id="flat1", kind=EntryKind.TOPUP,
-                    amount=Money(100, "EUR"), source="test", booked=clock.now()))
+                ledger.post(
+                    conn,
+                    NewEntry(
+                        id=f"topup:test:{i}",
+                        account_id="flat1",
+                        kind=EntryKind.TOPUP,
+                        amount=Money(100, "EUR"),
+                        source="test",
+                        booked=clock.now(),
+                    ),
+                )
             clock.advance(timedelta(minutes=1))
 
 
@@ -57,8 +70,12 @@ def test_full_outbox_drops_oldest_telemetry_first_and_never_an_entry(
     assert after["ledger_entry"] == before["ledger_entry"] == 30
     assert usage.dropped == before["reading"] - after["reading"] > 0
     assert usage.rows <= 200
-    kept = [json.loads(p)["value"] for (p,) in conn.execute(
-        "SELECT payload FROM outbox WHERE kind = 'reading' ORDER BY seq")]
+    kept = [
+        json.loads(p)["value"]
+        for (p,) in conn.execute(
+            "SELECT payload FROM outbox WHERE kind = 'reading' ORDER BY seq"
+        )
+    ]
     assert kept[0] == str(300 - len(kept))  # only the newest readings survive
     assert kept[-1] == "299"
     assert after.get("alarm") == 1  # the near-full alarm, queued for the cloud
@@ -74,9 +91,14 @@ def test_cloud_counts_declared_drops_so_the_sequence_has_no_hole(
     bounds.enforce(conn, bounds.Bounds(200, 10**9, 0), gateway_db, clock.now())
     cloud = CloudStore(tmp_path / "cloud.sqlite3", "test-house")
     messages = [
-        schemas.UplinkMessage(id=r["id"], seq=r["seq"], kind=r["kind"],
-                              at=r["created_at"], clock_synced=True,
-                              body=json.loads(r["payload"]))
+        schemas.UplinkMessage(
+            id=r["id"],
+            seq=r["seq"],
+            kind=r["kind"],
+            at=r["created_at"],
+            clock_synced=True,
+            body=json.loads(r["payload"]),
+        )
         for r in conn.execute("SELECT * FROM outbox ORDER BY priority, seq")
     ]
     ack = cloud.store(schemas.UplinkBatch(v=1, site="test-house", messages=messages))
@@ -92,8 +114,9 @@ def test_low_disk_sheds_telemetry_and_raises_an_alarm(
 ) -> None:
     _fill(conn, clock, 100)
     huge = 10**12  # more free megabytes than any disk has
-    usage = bounds.enforce(conn, bounds.Bounds(10**6, 10**9, huge), gateway_db,
-                           clock.now())
+    usage = bounds.enforce(
+        conn, bounds.Bounds(10**6, 10**9, huge), gateway_db, clock.now()
+    )
 
     assert usage.dropped > 0
     assert _kinds(conn)["ledger_entry"] == 10

@@ -26,14 +26,27 @@ pytestmark = [pytest.mark.broker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _start(state: Path, broker: Broker, key: Ed25519PrivateKey,
-           *args: str) -> subprocess.Popen[bytes]:
+def _start(
+    state: Path, broker: Broker, key: Ed25519PrivateKey, *args: str
+) -> subprocess.Popen[bytes]:
     state.mkdir(exist_ok=True)
     logfile = (state / "gateway.log").open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.sync.gateway_proc", "--state", str(state),
-         "--port", str(broker.port), "--public-key", public_key_b64(key), *args],
-        cwd=ROOT, stdout=logfile, stderr=logfile,
+        [
+            sys.executable,
+            "-m",
+            "tests.sync.gateway_proc",
+            "--state",
+            str(state),
+            "--port",
+            str(broker.port),
+            "--public-key",
+            public_key_b64(key),
+            *args,
+        ],
+        cwd=ROOT,
+        stdout=logfile,
+        stderr=logfile,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
 
@@ -77,15 +90,20 @@ async def test_ledgers_agree_after_a_30_second_broker_outage_with_a_cut_off(
     ref = ReferenceCloud("127.0.0.1", broker.port, SITE, cloud_db)
     readings = 250  # 0.1 s apart: the cut-off comes about 15 s in
     async with running(ref):
-        proc = _start(state, broker, cloud_key, "--readings", str(readings),
-                      "--interval", "0.1")
+        proc = _start(
+            state, broker, cloud_key, "--readings", str(readings), "--interval", "0.1"
+        )
         try:
             await eventually(lambda: ref.store.upto > 20)
             broker.stop()
             sent_before = ref.store.upto
             await asyncio.sleep(30)
-            assert _count(gateway_db, "SELECT COUNT(*) FROM decisions "
-                                      "WHERE state = 'cut_off'") == 1
+            assert (
+                _count(
+                    gateway_db, "SELECT COUNT(*) FROM decisions WHERE state = 'cut_off'"
+                )
+                == 1
+            )
             broker.start()
 
             report: list[Report] = []
@@ -107,7 +125,8 @@ async def test_ledgers_agree_after_a_30_second_broker_outage_with_a_cut_off(
     assert ref.store.upto > sent_before
     cut_offs = ref.store.conn.execute(
         "SELECT COUNT(*) FROM uplink WHERE kind = 'decision' "
-        "AND json_extract(body, '$.state') = 'cut_off'").fetchone()[0]
+        "AND json_extract(body, '$.state') = 'cut_off'"
+    ).fetchone()[0]
     assert cut_offs == 1
     balances = ref.store.balances()
     assert balances["flat1"] < -500  # consumption went on as debt past the line
@@ -120,8 +139,15 @@ async def test_ledgers_agree_after_kill_9_in_the_middle_of_a_drain(
     gateway_db = state / "gateway.sqlite3"
     ref = ReferenceCloud("127.0.0.1", broker.port, SITE, cloud_db)
     readings = 800
-    small = ("--readings", str(readings), "--backlog-first", "--window", "40",
-             "--batch", "4")
+    small = (
+        "--readings",
+        str(readings),
+        "--backlog-first",
+        "--window",
+        "40",
+        "--batch",
+        "4",
+    )
     async with running(ref):
         proc = _start(state, broker, cloud_key, *small)
         try:
@@ -150,8 +176,11 @@ async def test_ledgers_agree_after_kill_9_in_the_middle_of_a_drain(
             _stop(proc)
 
     final = report[0]
-    print("\n".join(final.lines()), f"\nstored at kill: {stored_at_kill}",
-          f"\nleft in outbox at kill: {left}",
-          f"\nrestart drained in {time.monotonic() - started:.1f}s")
+    print(
+        "\n".join(final.lines()),
+        f"\nstored at kill: {stored_at_kill}",
+        f"\nleft in outbox at kill: {left}",
+        f"\nrestart drained in {time.monotonic() - started:.1f}s",
+    )
     assert final.agrees
     assert final.entries >= readings
