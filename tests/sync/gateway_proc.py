@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -124,10 +125,8 @@ def main() -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         await _main(ns)
 
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         asyncio.run(run())
-    except asyncio.CancelledError:
-        pass
 
 
 if __name__ == "__main__":
