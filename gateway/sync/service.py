@@ -155,8 +155,10 @@ class SyncService:
                         self._on_ledger_change()
                     drainer.wake()
             except (sqlite3.Error, store.StoreError) as err:
-                # The message is lost to us (paho acknowledged it on receipt);
-                # the cloud resends a command it has no result for.
+                # LIMITATION: paho acknowledges an incoming QoS 1 message as
+                # soon as it is read, so a command that could not be stored
+                # (or that arrived in the instant before a crash) is lost
+                # here; the cloud must resend a command it has no result for.
                 log.error(
                     "downlink_not_stored", topic=str(message.topic), error=str(err)
                 )
@@ -177,6 +179,9 @@ class SyncService:
 
     async def _guard(self, conn: sqlite3.Connection) -> None:
         """Enforce the outbox bounds and forget expired commands, connected or not."""
+        # LIMITATION: the bounds are checked every few seconds, not on every
+        # enqueue (the daemon's writers queue messages without asking this
+        # service), so the outbox can run over its bound for one interval.
         since_prune = PRUNE_INTERVAL_S
         while True:
             try:

@@ -21,7 +21,7 @@ from gateway.money import Money
 from gateway.sync.contract import Topics
 from gateway.sync.service import SyncService
 from simulators.cloud.cloud import ReferenceCloud, make_command, publish_command
-from tests.sync.conftest import SITE, Broker, eventually, running
+from tests.sync.helpers import SITE, Broker, eventually, running
 
 pytestmark = pytest.mark.broker
 

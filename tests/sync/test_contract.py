@@ -36,9 +36,13 @@ def test_a_public_key_of_the_wrong_length_is_refused_with_what_to_give() -> None
 
 def test_pem_and_base64_keys_verify_the_same_signature() -> None:
     key = Ed25519PrivateKey.generate()
-    pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    pem = (
+        key.public_key()
+        .public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        .decode()
+    )
     signature = sign(key, b"command")
     for text in (pem, public_key_b64(key)):
         public = load_public_key(text)

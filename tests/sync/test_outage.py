@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.sync.signing import public_key_b64
 from simulators.cloud.cloud import ReferenceCloud
 from simulators.cloud.reconcile import Report, reconcile
-from tests.sync.conftest import SITE, Broker, eventually, running
+from tests.sync.helpers import SITE, Broker, eventually, running
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 
