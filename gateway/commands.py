@@ -174,6 +174,9 @@ def _first_time(
     max_validity: timedelta,
 ) -> CommandResult:
     cid, kind = command.command_id, command.kind
+    # LIMITATION: expiry is judged by the gateway's clock even when it is not
+    # synchronised; a clock far in the past accepts a stale command, one far
+    # ahead refuses fresh ones as expired (the result tells the cloud which).
     if command.expires_at <= now.at:
         return CommandResult(
             cid, kind, "expired", f"expired at {command.expires_at.isoformat()}"

@@ -58,7 +58,12 @@ class Cloud(BaseModel):
         200, ge=0, description="shed telemetry when the state disk has less free"
     )
     in_flight_window: int = Field(
-        1000, ge=1, le=100_000, description="messages sent but not yet acknowledged"
+        1000,
+        ge=1,
+        # An ack lists at most 5000 seqs above its watermark; a wider window
+        # would leave stored messages unacknowledged until they are resent.
+        le=5000,
+        description="messages sent but not yet acknowledged",
     )
     batch_max: int = Field(100, ge=1, le=1000, description="messages in one publish")
     resend_after_s: float = Field(

@@ -152,7 +152,7 @@ class SyncService:
                 elif message.topic.matches(self._topics.commands):
                     result = intake.handle(bytes(payload))
                     if result is not None and result.changed:
-                        self._on_ledger_change()
+                        self._notify_ledger_change()
                     drainer.wake()
             except (sqlite3.Error, store.StoreError) as err:
                 # LIMITATION: paho acknowledges an incoming QoS 1 message as
@@ -162,6 +162,14 @@ class SyncService:
                 log.error(
                     "downlink_not_stored", topic=str(message.topic), error=str(err)
                 )
+
+    def _notify_ledger_change(self) -> None:
+        # The command is already committed; a failing callback must not cost
+        # the connection, only a slower re-decision by the daemon.
+        try:
+            self._on_ledger_change()
+        except Exception as err:
+            log.error("ledger_change_callback_failed", error=repr(err))
 
     def _handle_ack(self, payload: bytes, drainer: Drainer) -> None:
         if not payload:
