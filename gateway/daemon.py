@@ -7,17 +7,18 @@ import asyncio
 import os
 import signal
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 import structlog
 
-from gateway import accounts, ledger, standing
+from gateway import accounts, ledger
 from gateway.actuators import Actuator, UnitLink
 from gateway.billing import process_reading
 from gateway.clock import Clock, SystemClock
 from gateway.config.model import Config, MbusBus, ModbusBus
 from gateway.health import DeviceHealth
+from gateway.housekeeping import CHORES, Chore
 from gateway.model import Reading
 from gateway.polling import MbusPoller
 from gateway.site import SitePlan
@@ -29,7 +30,6 @@ log = structlog.get_logger(__name__)
 # How often the daemon looks for money booked by someone else (the CLI, the
 # cloud); a top-up takes effect within this time.
 LEDGER_WATCH_S = 0.5
-STANDING_CHARGE_EVERY_S = 600.0
 
 
 class Daemon:
@@ -68,14 +68,15 @@ class Daemon:
         sup = self.supervisor
         sup.start("billing", self._billing, critical=True)
         sup.start("ledger_watch", self._watch_ledger, critical=True)
-        sup.start("standing_charges", self._standing_charges)
+        for chore in CHORES:
+            sup.start(chore.name, self._chore_job(chore))
         for bus in self.config.buses:
             if isinstance(bus, MbusBus):
                 sup.start(f"mbus:{bus.id}", self._mbus_job(bus))
             elif isinstance(bus, ModbusBus):
                 sup.start(f"units:{bus.id}", self._modbus_job(bus))
 
-    def _mbus_job(self, bus: MbusBus) -> Callable[[], asyncio.Future[None]]:
+    def _mbus_job(self, bus: MbusBus) -> Callable[[], Awaitable[None]]:
         meters = [m for m in self.config.meters if m.bus == bus.id]
 
         async def job() -> None:
@@ -94,9 +95,9 @@ class Daemon:
             )
             await poller.run()
 
-        return job  # type: ignore[return-value]
+        return job
 
-    def _modbus_job(self, bus: ModbusBus) -> Callable[[], asyncio.Future[None]]:
+    def _modbus_job(self, bus: ModbusBus) -> Callable[[], Awaitable[None]]:
         units = [u for u in self.site.units.values() if u.bus_id == bus.id]
         wake = self._wake.setdefault(bus.id, asyncio.Event())
 
@@ -124,7 +125,7 @@ class Daemon:
             )
             await actuator.run()
 
-        return job  # type: ignore[return-value]
+        return job
 
     def wake_actuators(self) -> None:
         """Ask every unit bus to re-send commands now instead of at its next poll."""
@@ -170,13 +171,17 @@ class Daemon:
         if changed:
             self.wake_actuators()
 
-    async def _standing_charges(self) -> None:
-        while True:
-            booked = standing.accrue(self.conn, self.site, self.clock.now())
-            if booked:
-                log.info("standing_charges_booked", entries=booked)
-                self.wake_actuators()
-            await asyncio.sleep(STANDING_CHARGE_EVERY_S)
+    def _chore_job(self, chore: Chore) -> Callable[[], Awaitable[None]]:
+        async def job() -> None:
+            while True:
+                if chore.run(self.conn, self.site, self.clock.now()):
+                    log.info("chore_changed_accounts", chore=chore.name)
+                    self.reevaluate()
+                    self.wake_actuators()
+                self.supervisor.mark_ok(chore.name)
+                await asyncio.sleep(chore.every_s)
+
+        return job
 
     # Life cycle ------------------------------------------------------------
 
