@@ -16,13 +16,15 @@ from gateway import accounts, ledger
 from gateway.actuators import Actuator, UnitLink
 from gateway.billing import process_reading
 from gateway.clock import Clock, SystemClock
+from gateway.config.cloud import Cloud
 from gateway.config.model import Config, MbusBus, ModbusBus
+from gateway.config.radio import LoraBus, WmbusBus
 from gateway.health import DeviceHealth
 from gateway.housekeeping import CHORES, Chore
 from gateway.model import Reading
 from gateway.polling import MbusPoller
 from gateway.site import SitePlan
-from gateway.store import open_state, transaction
+from gateway.store import DB_NAME, open_state, transaction
 from gateway.supervisor import Supervisor
 
 log = structlog.get_logger(__name__)
@@ -75,6 +77,12 @@ class Daemon:
                 sup.start(f"mbus:{bus.id}", self._mbus_job(bus))
             elif isinstance(bus, ModbusBus):
                 sup.start(f"units:{bus.id}", self._modbus_job(bus))
+            elif isinstance(bus, WmbusBus):
+                sup.start(f"wmbus:{bus.id}", self._wmbus_job(bus))
+            elif isinstance(bus, LoraBus):
+                sup.start(f"units:{bus.id}", self._lora_job(bus))
+        if self.config.cloud is not None:
+            sup.start("sync", self._sync_job(self.config.cloud))
 
     def _mbus_job(self, bus: MbusBus) -> Callable[[], Awaitable[None]]:
         meters = [m for m in self.config.meters if m.bus == bus.id]
@@ -112,6 +120,59 @@ class Daemon:
                 retries=bus.retries,
                 watchdog_s=bus.watchdog_s,
             )
+            actuator = Actuator(
+                bus.id,
+                link,
+                units,
+                self.conn,
+                self.site,
+                self.health,
+                self.clock,
+                wake,
+                bus.poll_interval_s,
+            )
+            await actuator.run()
+
+        return job
+
+    def _sync_job(self, cloud: Cloud) -> Callable[[], Awaitable[None]]:
+        async def job() -> None:
+            from gateway.sync.service import SyncService
+
+            service = SyncService(
+                cloud,
+                self.config.site.id,
+                self.config.state_dir / DB_NAME,
+                self.clock,
+                on_ledger_change=self.wake_actuators,
+            )
+            await service.run()
+
+        return job
+
+    def _wmbus_job(self, bus: WmbusBus) -> Callable[[], Awaitable[None]]:
+        meters = [m for m in self.config.meters if m.bus == bus.id]
+
+        async def job() -> None:
+            from gateway.wireless import WmbusListener
+
+            listener = WmbusListener(
+                bus, meters, self.conn, self.readings, self.health, self.clock
+            )
+            await listener.run()
+
+        return job
+
+    def _lora_job(self, bus: LoraBus) -> Callable[[], Awaitable[None]]:
+        units = [u for u in self.site.units.values() if u.bus_id == bus.id]
+        configured = [u for u in self.config.units if u.bus == bus.id]
+        wake = self._wake.setdefault(bus.id, asyncio.Event())
+
+        async def job() -> None:
+            # The radio (pyLoRa for sx127x) is imported only when opened.
+            from gateway.lora_units import LoraUnits
+
+            link = LoraUnits(bus, configured, self.conn, self.health, self.clock)
             actuator = Actuator(
                 bus.id,
                 link,

@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway import standing
+from gateway import accounts, budgets, laundry, messages, notify, standing
 from gateway.clock import Stamp
 from gateway.site import SitePlan
 
@@ -33,7 +33,34 @@ def _standing_charges(conn: sqlite3.Connection, site: SitePlan, stamp: Stamp) ->
     return standing.accrue(conn, site, stamp) > 0
 
 
+def _outbox_bounds(conn: sqlite3.Connection, site: SitePlan, stamp: Stamp) -> bool:
+    """Keep the outbox within its bounds even while no cloud is configured."""
+    from gateway.config.cloud import Cloud
+    from gateway.store import DB_NAME
+    from gateway.sync.bounds import Bounds, enforce
+
+    cloud = site.config.cloud
+    if cloud is None:
+        defaults = Cloud.model_fields
+        cloud_bounds = Bounds(
+            defaults["max_rows"].default,
+            defaults["max_bytes"].default,
+            defaults["min_free_disk_mb"].default,
+        )
+    else:
+        cloud_bounds = Bounds(cloud.max_rows, cloud.max_bytes, cloud.min_free_disk_mb)
+    enforce(conn, cloud_bounds, site.config.state_dir / DB_NAME, stamp)
+    return False
+
+
 # The daemon runs each chore at start and then every `every_s` seconds.
 CHORES: list[Chore] = [
     Chore("standing_charges", 600.0, _standing_charges),
+    Chore("budgets", 600.0, budgets.chore),
+    Chore("laundry", 60.0, laundry.chore),
+    Chore("display_units", 600.0, messages.chore),
+    Chore("outbox_bounds", 30.0, _outbox_bounds),
+    # Cut off once friendly hours end or the clock syncs; then notify residents.
+    Chore("credit_rules", 60.0, accounts.chore),
+    Chore("notifications", 30.0, notify.kick),
 ]

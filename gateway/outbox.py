@@ -15,8 +15,14 @@ from gateway.clock import Stamp
 PRIORITY: dict[str, int] = {
     "ledger_entry": 0,
     "command_result": 0,
+    # Announces telemetry dropped from a full outbox, so the cloud sees no hole.
+    "outbox_gap": 0,
     "alarm": 1,
     "decision": 1,
+    "warning": 1,
+    "laundry_booking": 1,
+    "tenancy": 1,
+    "message_receipt": 2,
     "unit_state": 3,
     "reading": 5,
 }

@@ -19,9 +19,33 @@ app = typer.Typer(
 def _register() -> None:
     from importlib.metadata import entry_points
 
-    from gateway.cli import accounts, config_cmd, decode, mbus, run
+    from gateway.cli import (
+        accounts,
+        budgets,
+        cloud,
+        config_cmd,
+        credit,
+        decode,
+        laundry,
+        mbus,
+        messages,
+        report,
+        run,
+    )
 
-    for module in (run, config_cmd, accounts, mbus, decode):
+    for module in (
+        run,
+        config_cmd,
+        accounts,
+        mbus,
+        decode,
+        cloud,
+        credit,
+        budgets,
+        laundry,
+        messages,
+        report,
+    ):
         module.register(app)
     # Commands that live outside gateway/ (the demo, which drives the
     # simulators) plug in by entry point, so gateway/ never imports them.

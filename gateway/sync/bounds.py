@@ -174,18 +174,4 @@ def _ranges(seqs: list[int]) -> list[list[int]]:
 
 
 def _enqueue_gap(conn: sqlite3.Connection, body: dict[str, object], now: Stamp) -> None:
-    # gateway.outbox.enqueue accepts only the kinds in its PRIORITY table,
-    # which does not list this sync-only kind; the row is written the same way.
-    payload = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    conn.execute(
-        """INSERT INTO outbox (id, kind, priority, payload, bytes, created_at,
-               clock_synced) VALUES (?, ?, 0, ?, ?, ?, ?)""",
-        (
-            f"gap:{uuid.uuid4().hex}",
-            GAP_KIND,
-            payload,
-            len(payload.encode()),
-            now.iso(),
-            int(now.synced),
-        ),
-    )
+    outbox.enqueue(conn, GAP_KIND, body, now, message_id=f"gap:{uuid.uuid4().hex}")
