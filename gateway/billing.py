@@ -102,13 +102,15 @@ def process_reading(
         billed = Money(state["billed_minor"], site.currency)
         debit: Money | None = None
         if verdict.consumption > 0:
-            cost_accrued += site.tariffs.cost(
+            charge = site.tariffs.charge(
+                conn,
                 plan.account_id,
                 plan.medium,
                 verdict.consumption,
                 previous.taken_at or reading.stamp.at,
                 reading.stamp.at,
             )
+            cost_accrued += charge.cost
             due = Money.round_major(cost_accrued, site.currency)
             debit = due - billed
             if debit.minor != 0:
@@ -129,6 +131,7 @@ def process_reading(
                             "from": str(previous.value),
                             "to": str(value),
                             "verdict": verdict.verdict.value,
+                            "tariff": charge.detail(),
                         },
                     ),
                 )

@@ -209,6 +209,15 @@ def _cross_problems(config: Config) -> Iterable[Problem]:
                     price.per,
                     True,
                 )
+    yield from _tariff_problems(config)
+
+
+def _tariff_problems(config: Config) -> Iterable[Problem]:
+    """Check bands, blocks, version order and version units of every tariff."""
+    from gateway.config.tariffs import tariff_problems
+
+    for path, message, value in tariff_problems(config.tariffs):
+        yield Problem(path, message, value, value is not None)
 
 
 def _format(file: Path, index: dict[Path_, int], p: Problem) -> str:

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.config.cloud import Cloud
+from gateway.config.tariffs import Price as Price  # re-exported for older imports
+from gateway.config.tariffs import Tariff
 from gateway.model import Medium
 from gateway.money import Money, MoneyError, minor_digits
 
@@ -140,19 +142,6 @@ class Account(Strict):
         if value < 0:
             raise ValueError("must be zero or more")
         return value
-
-
-class Price(Strict):
-    """What one unit of a medium costs, and its daily standing charge."""
-
-    price: Decimal = Field(ge=0)
-    per: str = Field(description="unit the price is per, e.g. kWh, m3, l, min")
-    standing_charge_per_day: Decimal = Field(Decimal(0), ge=0)
-
-
-class Tariff(Strict):
-    id: Ident
-    prices: dict[Medium, Price] = Field(min_length=1)
 
 
 class Config(Strict):
