@@ -7,15 +7,16 @@ import asyncio
 import sqlite3
 from collections.abc import Sequence
 from contextlib import suppress
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Protocol
 
 import structlog
 
-from gateway import accounts, ledger
+from gateway import accounts, friendly, ledger
 from gateway.clock import Clock
 from gateway.health import DeviceHealth
-from gateway.model import FrameError, LinkError, UnitCommand, UnitState
+from gateway.model import FrameError, LinkError, Medium, UnitCommand, UnitState
 from gateway.money import minor_digits
 from gateway.policy import SupplyState
 from gateway.site import SitePlan, UnitPlan
@@ -25,6 +26,7 @@ log = structlog.get_logger(__name__)
 
 # Allowance is sent in thousandths of the canonical unit; finer is noise.
 _ALLOWANCE_STEP = Decimal("0.001")
+_LIFELINE_MEDIA = (Medium.WATER, Medium.WARM_WATER)
 
 
 class UnitLink(Protocol):
@@ -40,28 +42,87 @@ class UnitLink(Protocol):
 
 
 def desired_command(
-    conn: sqlite3.Connection, site: SitePlan, unit: UnitPlan
+    conn: sqlite3.Connection,
+    site: SitePlan,
+    unit: UnitPlan,
+    now: datetime | None = None,
 ) -> UnitCommand:
-    """Return what a unit should do now, from its account's state and balance."""
+    """Return what a unit should do now, from its account's state and balance.
+
+    A cut-off water unit whose account has a lifeline stays open with an
+    allowance of what is left of today's lifeline; the unit counts it down
+    and closes by itself. The display shows the newest message in force.
+    """
+    now = now or datetime.now(UTC)
     state = accounts.state_of(conn, unit.account_id)
     balance = ledger.balance(conn, unit.account_id)
     rules = accounts.rules_of(conn, unit.account_id)
     supply_on = state != SupplyState.CUT_OFF
     allowance: Decimal | None = Decimal(0)
     if supply_on:
-        headroom = (balance + rules.credit_line).major
+        headroom = rules.remaining(balance).major
         allowance = site.tariffs.headroom_quantity(
             unit.account_id, unit.medium, headroom
         )
-        if allowance is not None:
-            allowance = allowance.quantize(_ALLOWANCE_STEP, rounding="ROUND_FLOOR")
+    elif rules.lifeline_litres is not None and unit.medium in _LIFELINE_MEDIA:
+        allowance = _lifeline_left(conn, unit, rules.lifeline_litres, now)
+        supply_on = allowance > 0
+    if allowance is not None:
+        allowance = allowance.quantize(_ALLOWANCE_STEP, rounding="ROUND_FLOOR")
     return UnitCommand(
         unit_id=unit.id,
         supply_on=supply_on,
         allowance=allowance,
         display_balance_minor=balance.minor,
         display_decimals=minor_digits(balance.currency),
+        message_id=_message_in_force(conn, unit, now),
     )
+
+
+def _lifeline_left(
+    conn: sqlite3.Connection, unit: UnitPlan, litres: Decimal, now: datetime
+) -> Decimal:
+    """Return the lifeline water (m3) still allowed today since the cut-off."""
+    row = conn.execute(
+        "SELECT state_since FROM balances WHERE account_id = ?", (unit.account_id,)
+    ).fetchone()
+    since = friendly.local_day_start(conn, now)
+    if row is not None and row["state_since"] is not None:
+        since = max(since, datetime.fromisoformat(row["state_since"]))
+    marks = ",".join("?" * len(unit.meter_ids))
+    drawn = sum(
+        (
+            Decimal(r["delta"])
+            for r in conn.execute(
+                f"SELECT delta FROM readings WHERE meter_id IN ({marks}) "
+                "AND taken_at > ? AND delta IS NOT NULL",
+                (
+                    *unit.meter_ids,
+                    since.astimezone(UTC).isoformat(timespec="milliseconds"),
+                ),
+            )
+        ),
+        Decimal(0),
+    )
+    # Water is billed in m3; the lifeline is configured in litres.
+    return max(litres / 1000 - drawn, Decimal(0))
+
+
+def _message_in_force(
+    conn: sqlite3.Connection, unit: UnitPlan, now: datetime
+) -> int | None:
+    row = conn.execute(
+        """SELECT id FROM display_messages
+           WHERE (unit_id = ? OR (unit_id IS NULL AND account_id = ?))
+             AND (until IS NULL OR until > ?)
+           ORDER BY id DESC LIMIT 1""",
+        (
+            unit.id,
+            unit.account_id,
+            now.astimezone(UTC).isoformat(timespec="milliseconds"),
+        ),
+    ).fetchone()
+    return None if row is None else int(row["id"])
 
 
 class Actuator:

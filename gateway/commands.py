@@ -251,7 +251,26 @@ def _topup(
         booked=now,
         ref=args.ref or cid,
     )
-    return _book(conn, entry, now), True
+    # The credit rules judge the top-up before any decision: the emergency
+    # credit is repaid first, and a top-up above the maximum balance is
+    # rejected whole (the savepoint drops its entry).
+    try:
+        posted = ledger.post(conn, entry)
+        if posted.duplicate:
+            raise CommandRejected(f"entry {entry.id} was already booked")
+        repayment = accounts.accept_topup(conn, posted, now)
+    except LedgerError as err:
+        raise CommandRejected(str(err)) from None
+    accounts.evaluate(conn, entry.account_id, now)
+    balance = ledger.balance(conn, entry.account_id)
+    return {
+        "entry_id": posted.entry.id,
+        "ledger_seq": posted.entry.seq,
+        "amount_minor": posted.entry.amount.minor,
+        "balance_minor": balance.minor,
+        "currency": balance.currency,
+        "emergency_repaid_minor": 0 if repayment is None else -repayment.amount.minor,
+    }, True
 
 
 def _adjustment(

@@ -216,7 +216,11 @@ def topup(
                     ref=ref,
                 ),
             )
+            # Emergency credit is repaid first; a top-up above the maximum
+            # balance raises TopUpRejected and rolls back whole.
+            repayment = accounts.accept_topup(conn, posted, stamp)
             accounts.evaluate(conn, account_id, stamp)
+            balance = ledger.balance(conn, account_id)
     except IdempotencyConflict as err:
         fail(str(err))
     except LedgerError as err:
@@ -228,7 +232,11 @@ def topup(
             f"{posted.entry.account_id}); nothing changed. Balance {posted.balance}"
         )
     else:
-        typer.echo(f"applied: {money} to {account_id}, balance now {posted.balance}")
+        if repayment is not None:
+            typer.echo(
+                f"repaid first: {-repayment.amount} of emergency credit ({repayment.ref})"
+            )
+        typer.echo(f"applied: {money} to {account_id}, balance now {balance}")
 
 
 def history(

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.config.cloud import Cloud
+from gateway.config.credit import AccountCredit, Contact, CreditSettings
 from gateway.config.tariffs import Price as Price  # re-exported for older imports
 from gateway.config.tariffs import Tariff
 from gateway.model import Medium
@@ -134,7 +135,8 @@ class Account(Strict):
     tariff: Ident | None = None
     credit_line: Decimal = Decimal(0)
     low_balance: Decimal = Decimal(0)
-    contact: str | None = None
+    contact: Contact | list[Contact] | None = None
+    credit: AccountCredit | None = None
 
     @field_validator("credit_line", "low_balance")
     @classmethod
@@ -153,6 +155,7 @@ class Config(Strict):
     accounts: list[Account] = []
     tariffs: list[Tariff] = Field(min_length=1)
     cloud: Cloud | None = None
+    credit: CreditSettings = Field(default_factory=CreditSettings)
 
     def money(self, amount: Decimal) -> Money:
         return Money.parse(amount, self.site.currency)
