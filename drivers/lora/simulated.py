@@ -93,3 +93,19 @@ class SimulatedRadio:
 
     async def close(self) -> None:
         self.closed = True
+
+
+_NAMED: dict[str, Ether] = {}
+
+
+def named_ether(name: str, *, loss: float = 0.0, seed: int = 1) -> Ether:
+    """Return the process's ether of this name, made on first use.
+
+    A daemon configured with a simulated radio and simulated units started
+    in the same process find each other by name, so production code needs
+    no reference to the simulators. `loss` and `seed` apply on creation.
+    """
+    ether = _NAMED.get(name)
+    if ether is None:
+        ether = _NAMED[name] = Ether(loss=loss, seed=seed)
+    return ether

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from gateway.config.model import Config
+from gateway.config.model import Config, Meter, Unit
 from gateway.money import minor_digits
 
 Path_ = tuple[str | int, ...]
@@ -80,7 +79,13 @@ def _pydantic_problems(err: ValidationError) -> Iterable[Problem]:
             msg = f"kind must be one of: {e.get('ctx', {}).get('expected_tags', '')}"
         else:
             msg = e["msg"].removeprefix("Value error, ")
-        yield Problem(loc, msg, e.get("input"), kind not in ("missing",))
+        # A secret's value is never echoed, not even a malformed one.
+        shown = kind != "missing" and (not loc or loc[-1] not in _SECRET_KEYS)
+        yield Problem(loc, msg, e.get("input"), shown)
+
+
+# Keys whose values are secrets: a problem with one names the key only.
+_SECRET_KEYS = {"key", "password"}
 
 
 # Discriminator tags pydantic puts into error locations; they are not keys.
@@ -112,6 +117,7 @@ def _cross_problems(config: Config) -> Iterable[Problem]:
         return f"expected one of: {listed}" if listed else "none is configured"
 
     addresses: dict[tuple[str, int], str] = {}
+    wireless_ids: dict[tuple[str, str], str] = {}
     for i, m in enumerate(config.meters):
         if m.bus not in bus_kinds:
             yield Problem(
@@ -141,6 +147,7 @@ def _cross_problems(config: Config) -> Iterable[Problem]:
                         True,
                     )
                 addresses[key] = m.id
+        yield from _wireless_meter_problems(i, m, bus_kinds.get(m.bus), wireless_ids)
 
     unit_addresses: dict[tuple[str, int], str] = {}
     for i, u in enumerate(config.units):
@@ -148,13 +155,14 @@ def _cross_problems(config: Config) -> Iterable[Problem]:
             yield Problem(
                 ("units", i, "bus"), f"no such bus; {one_of(bus_kinds)}", u.bus, True
             )
-        elif bus_kinds[u.bus] == "mbus":
+        elif bus_kinds[u.bus] in ("mbus", "wmbus"):
             yield Problem(
                 ("units", i, "bus"),
                 "dispensing units sit on a modbus or lora bus, not M-Bus",
                 u.bus,
                 True,
             )
+        yield from _unit_link_problems(i, u, bus_kinds.get(u.bus))
         key = (u.bus, u.address)
         if key in unit_addresses:
             yield Problem(
@@ -197,8 +205,6 @@ def _cross_problems(config: Config) -> Iterable[Problem]:
                     True,
                 )
 
-    yield from _credit_problems(config)
-
     for i, t in enumerate(config.tariffs):
         for medium, price in t.prices.items():
             from gateway.units import UnitError, factor_to_canonical
@@ -223,46 +229,45 @@ def _tariff_problems(config: Config) -> Iterable[Problem]:
         yield Problem(path, message, value, value is not None)
 
 
-def _credit_problems(config: Config) -> Iterable[Problem]:
-    """Check credit amounts against the currency, and every resident's contact.
-
-    A contact can hold a password or an API token, so its problems never
-    carry the value itself.
-    """
-    from gateway.config.credit import contact_problem, contacts_of
-
-    digits = minor_digits(config.site.currency)
-    email_via = config.credit.notify.email_via
-    amounts: list[tuple[Path_, Decimal]] = [
-        (("credit", "unsynced_debt_floor"), config.credit.unsynced_debt_floor)
-    ]
-    for prefix, rules in [(("credit", "defaults"), config.credit.defaults)] + [
-        (("accounts", i, "credit"), a.credit)
-        for i, a in enumerate(config.accounts)
-        if a.credit is not None
-    ]:
-        if rules.max_balance is not None:
-            amounts.append(((*prefix, "max_balance"), rules.max_balance))
-        if rules.emergency is not None:
-            amounts.append(((*prefix, "emergency", "amount"), rules.emergency.amount))
-        if rules.warnings is not None:
-            for j, level in enumerate(rules.warnings.remaining_below):
-                amounts.append(((*prefix, "warnings", "remaining_below", j), level))
-    for path, amount in amounts:
-        if int(amount.as_tuple().exponent) < -digits:
+def _wireless_meter_problems(
+    i: int, meter: Meter, kind: str | None, seen: dict[tuple[str, str], str]
+) -> Iterable[Problem]:
+    """Check what a wireless M-Bus meter needs: its radio id, a key only there."""
+    if kind != "wmbus":
+        if meter.key is not None:
             yield Problem(
-                path, f"{config.site.currency} has {digits} decimal places", amount, True
+                ("meters", i, "key"),
+                "a key is used only for meters on a wmbus bus; remove it",
             )
-    if email_via is not None and contact_problem(email_via, None) is not None:
+        return
+    if meter.secondary_id is None:
         yield Problem(
-            ("credit", "notify", "email_via"),
-            "is not an apprise mailto:// or mailtos:// URL",
+            ("meters", i),
+            "a wireless M-Bus meter needs `secondary_id`: the 8-digit id printed"
+            " on the meter, which it sends in every telegram",
         )
-    for i, a in enumerate(config.accounts):
-        for j, contact in enumerate(contacts_of(a.contact)):
-            problem = contact_problem(contact, email_via)
-            if problem is not None:
-                yield Problem(("accounts", i, "contact", j), f"contact {problem}")
+        return
+    radio_id = meter.secondary_id[:8].lower()
+    if (meter.bus, radio_id) in seen:
+        yield Problem(
+            ("meters", i, "secondary_id"),
+            f"id already used by meter {seen[(meter.bus, radio_id)]}",
+            meter.secondary_id,
+            True,
+        )
+    seen[(meter.bus, radio_id)] = meter.id
+
+
+def _unit_link_problems(i: int, unit: Unit, kind: str | None) -> Iterable[Problem]:
+    """Check that a unit has a key exactly when its bus is a lora bus."""
+    if kind == "lora" and unit.key is None:
+        yield Problem(
+            ("units", i),
+            "a LoRa unit needs `key`: the unit's AES-128 key as 32 hex digits,"
+            " the one written into it at installation",
+        )
+    if kind == "modbus" and unit.key is not None:
+        yield Problem(("units", i, "key"), "a key is used only for units on a lora bus")
 
 
 def _format(file: Path, index: dict[Path_, int], p: Problem) -> str:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.config.cloud import Cloud
-from gateway.config.credit import AccountCredit, Contact, CreditSettings
+from gateway.config.radio import AesKey, LoraBus, WmbusBus
 from gateway.config.tariffs import Price as Price  # re-exported for older imports
 from gateway.config.tariffs import Tariff
 from gateway.model import Medium
@@ -94,7 +94,7 @@ class ModbusBus(SerialBus):
     )
 
 
-Bus = Annotated[MbusBus | ModbusBus, Field(discriminator="kind")]
+Bus = Annotated[MbusBus | ModbusBus | WmbusBus | LoraBus, Field(discriminator="kind")]
 
 
 class Meter(Strict):
@@ -104,6 +104,7 @@ class Meter(Strict):
     account: Ident
     address: int | None = Field(None, ge=0, le=250)
     secondary_id: str | None = Field(None, pattern=r"^[0-9A-Fa-f]{8}([0-9A-Fa-f]{8})?$")
+    key: AesKey | None = Field(None, description="wireless M-Bus AES-128 key")
     register_digits: int = Field(
         8,
         ge=1,
@@ -124,9 +125,12 @@ UnitKind = Literal["valve", "contactor", "appliance"]
 class Unit(Strict):
     id: Ident
     bus: Ident
+    # LIMITATION: LoRa units share the Modbus range 1-247 here, although our
+    # LoRa frame carries a 4-byte address; program units within that range.
     address: int = Field(ge=1, le=247)
     kind: UnitKind
     meters: list[Ident] = Field(min_length=1)
+    key: AesKey | None = Field(None, description="LoRa AES-128 key")
 
 
 class Account(Strict):
@@ -135,8 +139,7 @@ class Account(Strict):
     tariff: Ident | None = None
     credit_line: Decimal = Decimal(0)
     low_balance: Decimal = Decimal(0)
-    contact: Contact | list[Contact] | None = None
-    credit: AccountCredit | None = None
+    contact: str | None = None
 
     @field_validator("credit_line", "low_balance")
     @classmethod
@@ -155,7 +158,6 @@ class Config(Strict):
     accounts: list[Account] = []
     tariffs: list[Tariff] = Field(min_length=1)
     cloud: Cloud | None = None
-    credit: CreditSettings = Field(default_factory=CreditSettings)
 
     def money(self, amount: Decimal) -> Money:
         return Money.parse(amount, self.site.currency)
