@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,8 @@ def _cross_problems(config: Config) -> Iterable[Problem]:
                     True,
                 )
 
+    yield from _credit_problems(config)
+
     for i, t in enumerate(config.tariffs):
         for medium, price in t.prices.items():
             from gateway.units import UnitError, factor_to_canonical
@@ -227,6 +230,48 @@ def _tariff_problems(config: Config) -> Iterable[Problem]:
 
     for path, message, value in tariff_problems(config.tariffs):
         yield Problem(path, message, value, value is not None)
+
+
+def _credit_problems(config: Config) -> Iterable[Problem]:
+    """Check credit amounts against the currency, and every resident's contact.
+
+    A contact can hold a password or an API token, so its problems never
+    carry the value itself.
+    """
+    from gateway.config.credit import contact_problem, contacts_of
+
+    digits = minor_digits(config.site.currency)
+    email_via = config.credit.notify.email_via
+    amounts: list[tuple[Path_, Decimal]] = [
+        (("credit", "unsynced_debt_floor"), config.credit.unsynced_debt_floor)
+    ]
+    for prefix, rules in [(("credit", "defaults"), config.credit.defaults)] + [
+        (("accounts", i, "credit"), a.credit)
+        for i, a in enumerate(config.accounts)
+        if a.credit is not None
+    ]:
+        if rules.max_balance is not None:
+            amounts.append(((*prefix, "max_balance"), rules.max_balance))
+        if rules.emergency is not None:
+            amounts.append(((*prefix, "emergency", "amount"), rules.emergency.amount))
+        if rules.warnings is not None:
+            for j, level in enumerate(rules.warnings.remaining_below):
+                amounts.append(((*prefix, "warnings", "remaining_below", j), level))
+    for path, amount in amounts:
+        if int(amount.as_tuple().exponent) < -digits:
+            yield Problem(
+                path, f"{config.site.currency} has {digits} decimal places", amount, True
+            )
+    if email_via is not None and contact_problem(email_via, None) is not None:
+        yield Problem(
+            ("credit", "notify", "email_via"),
+            "is not an apprise mailto:// or mailtos:// URL",
+        )
+    for i, a in enumerate(config.accounts):
+        for j, contact in enumerate(contacts_of(a.contact)):
+            problem = contact_problem(contact, email_via)
+            if problem is not None:
+                yield Problem(("accounts", i, "contact", j), f"contact {problem}")
 
 
 def _wireless_meter_problems(

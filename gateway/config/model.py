@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.config.cloud import Cloud
 from gateway.config.radio import AesKey, LoraBus, WmbusBus
+from gateway.config.credit import AccountCredit, Contact, CreditSettings
 from gateway.config.tariffs import Price as Price  # re-exported for older imports
 from gateway.config.tariffs import Tariff
 from gateway.model import Medium
@@ -139,7 +140,8 @@ class Account(Strict):
     tariff: Ident | None = None
     credit_line: Decimal = Decimal(0)
     low_balance: Decimal = Decimal(0)
-    contact: str | None = None
+    contact: Contact | list[Contact] | None = None
+    credit: AccountCredit | None = None
 
     @field_validator("credit_line", "low_balance")
     @classmethod
@@ -158,6 +160,7 @@ class Config(Strict):
     accounts: list[Account] = []
     tariffs: list[Tariff] = Field(min_length=1)
     cloud: Cloud | None = None
+    credit: CreditSettings = Field(default_factory=CreditSettings)
 
     def money(self, amount: Decimal) -> Money:
         return Money.parse(amount, self.site.currency)
