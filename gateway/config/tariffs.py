@@ -8,7 +8,14 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+)
 
 from gateway.model import Medium
 from gateway.units import UnitError, factor_to_canonical
@@ -62,7 +69,17 @@ def _local_start(value: Any) -> Any:
     return value
 
 
-LocalDateTime = Annotated[datetime, BeforeValidator(_local_start)]
+def _no_offset(value: datetime) -> datetime:
+    if value.tzinfo is not None:
+        raise ValueError(
+            "write the local date-time without an offset: the site timezone applies"
+        )
+    return value
+
+
+LocalDateTime = Annotated[
+    datetime, BeforeValidator(_local_start), AfterValidator(_no_offset)
+]
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]

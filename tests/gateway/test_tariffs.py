@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import commands
+from gateway import commands, store
 from gateway.clock import Stamp
 from gateway.config import ConfigError, parse_config
 from gateway.model import Medium
@@ -314,6 +314,37 @@ def test_cost_is_additive_over_any_split(
     assert whole == left + right
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    start=st.integers(min_value=0, max_value=90 * 86_400),
+    length=st.integers(min_value=1, max_value=40 * 86_400),
+    cut=st.floats(min_value=0, max_value=1),
+    rate=st.decimals(min_value=0, max_value=Decimal("0.0001"), places=8),
+    before=st.decimals(min_value=0, max_value=Decimal(12), places=3),
+)
+def test_blocks_are_additive_over_any_split(
+    tmp_path_factory: pytest.TempPathFactory,
+    start: int,
+    length: int,
+    cut: float,
+    rate: Decimal,
+    before: Decimal,
+) -> None:
+    book = _book(VERSIONED)
+    conn = store.connect(tmp_path_factory.mktemp("db") / "g.sqlite3")
+    a = datetime(2026, 7, 1, 12, tzinfo=UTC) + timedelta(seconds=start)
+    c = a + timedelta(seconds=length)
+    b = a + timedelta(seconds=int(length * cut))
+    left_q = rate * int((b - a).total_seconds())
+    with transaction(conn):
+        book.charge(conn, "a", W, before, a, a)  # usage earlier in the month
+        whole = book.quote("a", W, rate * length, a, c, conn=conn).cost
+        left = book.charge(conn, "a", W, left_q, a, b).cost
+        right = book.charge(conn, "a", W, rate * length - left_q, b, c).cost
+    conn.close()
+    assert whole == left + right
+
+
 INVALID = [
     (
         "overlapping bands",
@@ -344,6 +375,14 @@ INVALID = [
         VERSIONED.replace("per: h}", "per: fortnight}"),
         "site.yaml:23: tariffs[0].versions[1].prices.operating_time.per = "
         "'fortnight': operating_time is measured in s, min, h",
+    ),
+    (
+        "version time with an offset",
+        VERSIONED.replace(
+            "effective_at: 2026-04-01", "effective_at: 2026-04-01T00:00+02:00"
+        ),
+        "site.yaml:13: tariffs[0].versions[0].effective_at = '2026-04-01T00:00+02:00': "
+        "write the local date-time without an offset",
     ),
     (
         "versions out of order",
