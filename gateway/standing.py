@@ -25,7 +25,9 @@ def accrue(conn: sqlite3.Connection, site: SitePlan, stamp: Stamp) -> int:
         with transaction(conn):
             for medium in media:
                 for day in _days_due(conn, account.id, medium.value, today, zone):
-                    charge = site.tariffs.standing_charge(account.id, medium, day)
+                    charge = site.tariffs.standing_charge(
+                        account.id, medium, day, conn=conn
+                    )
                     amount = Money.round_major(charge, site.currency)
                     if amount.minor == 0:
                         continue
