@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -384,3 +386,111 @@ def test_days_left_warning_uses_recent_daily_use(tmp_path: Path) -> None:
     assert len(bodies) == 1
     assert Decimal(bodies[0]["days_left"]) <= 3
     assert bodies[0]["warning"] == "days:3"
+
+
+def test_cloud_top_up_above_maximum_balance_is_rejected_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    from gateway import commands
+    from gateway.sync import schemas
+
+    h = house(tmp_path, berlin("2026-07-01 12:00"), '{max_balance: "50.00"}')
+    now = h.clock.now().at
+
+    def topup(cid: str, minor: int) -> commands.CommandResult:
+        command = schemas.Command(
+            command_id=cid,
+            site="credit-house",
+            kind="topup",
+            issued_at=now,
+            expires_at=now + timedelta(minutes=5),
+            args={"account_id": "flat6", "amount_minor": minor, "currency": EUR},
+        )
+        return commands.apply(
+            h.conn, command, cid, h.clock.now(), max_validity=timedelta(hours=1)
+        )
+
+    assert topup("cmd-00000001", 4000).status == "applied"
+    refused = topup("cmd-00000002", 1500)
+    assert refused.status == "rejected"
+    assert refused.reason is not None and "maximum balance 50.00 EUR" in refused.reason
+    assert h.balance == eur("40.00")
+    assert (
+        h.conn.execute(
+            "SELECT COUNT(*) FROM ledger_entries WHERE id = 'topup:cloud:cmd-00000002'"
+        ).fetchone()[0]
+        == 0
+    )
+
+
+def test_unsynced_clock_without_friendly_hours_cuts_off_by_balance(
+    tmp_path: Path,
+) -> None:
+    # No friendly hours: the cut-off does not depend on the time, so an
+    # unsynchronised clock changes nothing (the decision is still marked).
+    text = SITE.format(credit="{}")
+    text = text[: text.index("credit:\n  friendly_hours")]
+    config = parse_config(text, tmp_path / "site.yaml")
+    conn = store.connect(tmp_path / "g.sqlite3")
+    clock = ManualClock(berlin("2026-12-05 12:00"), synced=False)  # a Saturday
+    site = SitePlan(config)
+    with transaction(conn):
+        accounts.sync_from_config(conn, site, clock.now())
+    h = House(conn, site, clock)
+    h.consume("0")
+    clock.advance(timedelta(hours=1))
+    h.consume("4")  # -1.00: at the credit line
+    assert h.state == SupplyState.CUT_OFF
+    row = conn.execute("SELECT clock_synced FROM decisions").fetchone()
+    assert row[0] == 0
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_cli_emergency_and_topup_rules(tmp_path: Path) -> None:
+    credit = '{max_balance: "30.00", emergency: {amount: "5.00"}}'
+    site_file = tmp_path / "site.yaml"
+    site_file.write_text(SITE.format(credit=credit))
+    cfg = ("--config", str(site_file))
+
+    early = _cli("emergency", "flat6", *cfg)
+    # A new account has 1.00 of credit line left: not yet run out.
+    assert early.returncode == 2
+    assert "still has 1.00 EUR of credit" in early.stderr
+
+    # Use up the credit line with a direct adjustment, then borrow.
+    db = store.connect(tmp_path / "state" / "gateway.sqlite3")
+    with transaction(db):
+        ledger.post(
+            db,
+            NewEntry(
+                "adjustment:test:1",
+                "flat6",
+                EntryKind.ADJUSTMENT,
+                eur("-1.00"),
+                "test",
+                ManualClock(berlin("2026-12-01 12:00")).now(),
+            ),
+        )
+    lent = _cli("emergency", "flat6", *cfg)
+    assert lent.returncode == 0, lent.stderr
+    assert "lent: 5.00 EUR of emergency credit to flat6" in lent.stdout
+    assert "Balance now 4.00 EUR" in lent.stdout
+    twice = _cli("emergency", "flat6", *cfg)
+    assert twice.returncode == 2 and "still owes 5.00 EUR" in twice.stderr
+
+    over = _cli("topup", "flat6", "31.01", "--ref", "R-1", *cfg)
+    assert over.returncode == 2
+    assert "above the maximum balance 30.00 EUR" in over.stderr
+    ok = _cli("topup", "flat6", "31.00", "--ref", "R-2", *cfg)
+    assert ok.returncode == 0, ok.stderr
+    assert "repaid first: 5.00 EUR of emergency credit" in ok.stdout
+    assert "balance now 30.00 EUR" in ok.stdout
+    assert ledger.balance(db, "flat6") == eur("30.00")
