@@ -101,7 +101,12 @@ def process_reading(
         cost_accrued = Decimal(state["cost_accrued"])
         billed = Money(state["billed_minor"], site.currency)
         debit: Money | None = None
-        if verdict.consumption > 0:
+        # A closed account (its resident moved out) is billed nothing more:
+        # the reading still advances the meter's last value (a vacant flat).
+        closed = conn.execute(
+            "SELECT closed_at FROM accounts WHERE id = ?", (plan.account_id,)
+        ).fetchone()
+        if verdict.consumption > 0 and (closed is None or closed[0] is None):
             charge = site.tariffs.charge(
                 conn,
                 plan.account_id,
@@ -198,6 +203,14 @@ def _meter_state(conn: sqlite3.Connection, plan: MeterPlan) -> sqlite3.Row:
         "INSERT INTO meter_state (meter_id, account_id, medium) VALUES (?, ?, ?) "
         "ON CONFLICT(meter_id) DO NOTHING",
         (plan.id, plan.account_id, plan.medium.value),
+    )
+    # A meter handed to another account (the next resident after a move-out)
+    # keeps its last value, but the new account's exact-cost accrual starts
+    # from zero: no remainder of the old account's is billed to the new one.
+    conn.execute(
+        "UPDATE meter_state SET account_id = ?, cost_accrued = '0', billed_minor = 0 "
+        "WHERE meter_id = ? AND account_id != ?",
+        (plan.account_id, plan.id, plan.account_id),
     )
     row: sqlite3.Row = conn.execute(
         "SELECT * FROM meter_state WHERE meter_id = ?", (plan.id,)

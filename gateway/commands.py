@@ -447,6 +447,38 @@ def _display_message(
     return {"message_id": cursor.lastrowid}, False
 
 
+def _laundry_booking(
+    conn: sqlite3.Connection, cid: str, args: schemas.LaundryBooking, now: Stamp
+) -> tuple[dict[str, Any], bool]:
+    from gateway import laundry
+
+    try:
+        if args.action == "cancel":
+            if args.booking_id is None:
+                raise CommandRejected("cancel needs booking_id")
+            booking = laundry.cancel(conn, args.booking_id, now, reason="cloud")
+        else:
+            if None in (args.unit_id, args.account_id, args.slot_start, args.slot_end):
+                raise CommandRejected(
+                    "book needs unit_id, account_id, slot_start and slot_end"
+                )
+            assert args.unit_id and args.account_id and args.slot_start
+            assert args.slot_end
+            booking = laundry.book(
+                conn,
+                f"cloud:{cid}",
+                args.unit_id,
+                args.account_id,
+                args.slot_start,
+                args.slot_end,
+                now,
+                source="cloud",
+            )
+    except laundry.LaundryError as err:
+        raise CommandRejected(str(err)) from None
+    return booking.to_message(), True
+
+
 def _utc(moment: datetime) -> str:
     from datetime import UTC
 
@@ -461,4 +493,5 @@ _HANDLERS: dict[str, Handler] = {
     "tariff_set": _tariff_set,
     "unit_override": _unit_override,
     "display_message": _display_message,
+    "laundry_booking": _laundry_booking,
 }

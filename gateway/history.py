@@ -1,23 +1,23 @@
-"""Consumption and cost per day or week, per medium, from the ledger."""
+"""Consumption and cost per day, week or month, per medium, from the ledger."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from gateway.money import Money
 
-Bucket = Literal["day", "week"]
+Bucket = Literal["day", "week", "month"]
 
 
 @dataclass(frozen=True, slots=True)
 class Period:
-    """One row of history: what a medium cost in one day or week."""
+    """One row of history: what a medium cost in one day, week or month."""
 
     start: date
     medium: str
@@ -27,26 +27,47 @@ class Period:
     standing: Money
 
 
+def _utc_text(moment: datetime) -> str:
+    # The ledger's booked_at is Stamp.iso() of a UTC time: the same format
+    # makes comparing text the same as comparing time.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
 def period_start(day: date, bucket: Bucket) -> date:
-    return day - timedelta(days=day.weekday()) if bucket == "week" else day
+    """Return the first local day of the day's week (Monday) or month."""
+    if bucket == "week":
+        return day - timedelta(days=day.weekday())
+    if bucket == "month":
+        return day.replace(day=1)
+    return day
 
 
 def history(
     conn: sqlite3.Connection,
-    account_id: str,
+    account_id: str | None,
     *,
     zone: ZoneInfo,
     since: datetime,
     bucket: Bucket,
     currency: str,
+    until: datetime | None = None,
 ) -> list[Period]:
-    """Sum consumption debits and standing charges by local period and medium."""
+    """Sum consumption debits and standing charges by local period and medium.
+
+    `account_id` None sums every account (the building). The span is
+    [since, until), compared on the ledger's UTC booking times.
+    """
     rows = conn.execute(
         """SELECT kind, medium, quantity, unit, amount_minor, booked_at
            FROM ledger_entries
-           WHERE account_id = ? AND kind IN ('consumption', 'standing_charge')
-             AND booked_at >= ?""",
-        (account_id, since.isoformat()),
+           WHERE (:account IS NULL OR account_id = :account)
+             AND kind IN ('consumption', 'standing_charge')
+             AND booked_at >= :since AND (:until IS NULL OR booked_at < :until)""",
+        {
+            "account": account_id,
+            "since": _utc_text(since),
+            "until": None if until is None else _utc_text(until),
+        },
     ).fetchall()
     quantity: dict[tuple[date, str], Decimal] = defaultdict(Decimal)
     cost: dict[tuple[date, str], int] = defaultdict(int)

@@ -50,6 +50,7 @@ class UnitModel:
         self.display_balance_raw = regs.BALANCE_BLANK
         self.display_decimals = 2
         self.message_id = 0
+        self.message_read = 0
         self.watchdog_s = 0
         self.safe_state = regs.SafeState.OFF
         self.pulse_weight = 1
@@ -170,6 +171,7 @@ class UnitModel:
                 allowance_raw=self.allowance_raw,
                 consumption_raw=self.consumption_raw,
                 watchdog_left_s=left,
+                message_read=self.message_read,
             )
         )
 
@@ -274,6 +276,17 @@ class DispensingUnitSimulator:
         """Return the message id the display shows."""
         with self._lock:
             return self._unit(address).message_id
+
+    def read_message(self, address: int) -> int:
+        """Press the unit's confirm key: the shown message becomes its read receipt.
+
+        Returns the id confirmed (0 when the display shows no message).
+        """
+        with self._lock:
+            unit = self._unit(address)
+            if unit.message_id:
+                unit.message_read = unit.message_id
+            return unit.message_read
 
     def consumption(self, address: int) -> Decimal:
         """Return the unit's own consumption counter."""

@@ -44,8 +44,11 @@ IR_STATUS = 5
 IR_ALLOWANCE = 6  # two words: a live copy of HR_ALLOWANCE
 IR_CONSUMPTION = 8  # two words
 IR_WATCHDOG_LEFT = 10
+# The id of the last display message the resident confirmed on the unit
+# (its read receipt); 0 until one is confirmed.
+IR_MESSAGE_READ = 11
 STATE_START = 0
-STATE_COUNT = 11
+STATE_COUNT = 12
 
 # Holding registers, read with 03, written with 16 (or 06 for one word).
 # One write of COMMAND_COUNT registers from COMMAND_START carries a whole
@@ -95,7 +98,11 @@ class Status(IntFlag):
 
 
 class DisplayMessage(IntEnum):
-    """Message ids the unit's display knows (holding register 6)."""
+    """Message ids the unit's display knows (holding register 6).
+
+    Ids 1 to 255 are reserved for built-in texts; ids from 256 up are
+    messages the administrator or the cloud sent (gateway.messages).
+    """
 
     NONE = 0
     LOW_BALANCE = 1
@@ -135,6 +142,7 @@ class StateBlock:
     allowance_raw: int
     consumption_raw: int
     watchdog_left_s: int
+    message_read: int = 0
 
     @property
     def firmware_text(self) -> str:
@@ -286,6 +294,7 @@ def encode_state(state: StateBlock) -> list[int]:
         *u32_to_words(state.allowance_raw),
         *u32_to_words(state.consumption_raw),
         state.watchdog_left_s,
+        state.message_read,
     ]
 
 
@@ -324,4 +333,5 @@ def decode_state(words: Sequence[int]) -> StateBlock:
         allowance_raw=words_to_u32(words[IR_ALLOWANCE], words[IR_ALLOWANCE + 1]),
         consumption_raw=words_to_u32(words[IR_CONSUMPTION], words[IR_CONSUMPTION + 1]),
         watchdog_left_s=words[IR_WATCHDOG_LEFT],
+        message_read=words[IR_MESSAGE_READ],
     )

@@ -323,5 +323,8 @@ def _unit_state(unit_id: str, state: regs.StateBlock, clock: Clock) -> UnitState
             "watchdog_left_s": state.watchdog_left_s,
             "output_kind": kind,
             "firmware": state.firmware_text,
+            # The read receipt: the last display message the resident
+            # confirmed (0: none yet); gateway.messages stores it.
+            "message_read": state.message_read,
         },
     )

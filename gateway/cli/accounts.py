@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 import typer
 
 from gateway.cli.common import DEFAULT_CONFIG, ConfigOption, fail, load, open_db
+from gateway.cli.report import FormatOption, emit, output_format
 
 
 def register(app: typer.Typer) -> None:
@@ -18,6 +19,9 @@ def register(app: typer.Typer) -> None:
     group.command("show")(show)
     app.command("topup")(topup)
     app.command("history")(history)
+    from gateway.cli.budgets import move_out
+
+    group.command("move-out")(move_out)
 
 
 def status(config_path: ConfigOption = DEFAULT_CONFIG) -> None:
@@ -248,44 +252,81 @@ def history(
     weeks: Annotated[
         int | None, typer.Option(help="Per week, for this many weeks.")
     ] = None,
+    months: Annotated[
+        int | None, typer.Option(help="Per month, for this many months.")
+    ] = None,
+    fmt: FormatOption = "table",
 ) -> None:
-    """Show consumption and cost per day or week, per medium."""
+    """Show consumption and cost per day, week or month, per medium, and a forecast."""
     from zoneinfo import ZoneInfo
 
-    from rich.console import Console
-    from rich.table import Table
-
-    from gateway.history import Bucket
+    from gateway.budgets import local_midnight_utc
+    from gateway.clock import SystemClock
+    from gateway.forecast import forecast
+    from gateway.history import Bucket, period_start
     from gateway.history import history as load_history
 
-    if days is not None and weeks is not None:
-        fail("give either --days or --weeks, not both")
-    bucket: Bucket = "week" if weeks is not None else "day"
-    span = timedelta(weeks=weeks) if weeks is not None else timedelta(days=days or 7)
+    chosen = output_format(fmt)
+    if sum(x is not None for x in (days, weeks, months)) > 1:
+        fail("give one of --days, --weeks or --months")
     config = load(config_path)
+    zone = ZoneInfo(config.site.timezone)
+    stamp = SystemClock().now()
+    today = stamp.at.astimezone(zone).date()
+    bucket: Bucket
+    if months is not None:
+        bucket, first = "month", today.replace(day=1)
+        for _ in range(max(months, 1) - 1):
+            first = (first - timedelta(days=1)).replace(day=1)
+    elif weeks is not None:
+        bucket = "week"
+        first = period_start(today, "week") - timedelta(weeks=max(weeks, 1) - 1)
+    else:
+        bucket, first = "day", today - timedelta(days=max(days or 7, 1) - 1)
     conn = open_db(config)
     if (
         conn.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchone()
         is None
     ):
         fail(f"no account {account_id!r}")
-    rows = load_history(
-        conn,
-        account_id,
-        zone=ZoneInfo(config.site.timezone),
-        since=datetime.now(UTC) - span,
-        bucket=bucket,
-        currency=config.site.currency,
-    )
-    table = Table(title=f"{account_id}: consumption per {bucket}")
-    for col in ("from", "medium", "quantity", "cost", "standing charge"):
-        table.add_column(col, justify="right" if col != "medium" else "left")
-    for p in rows:
-        table.add_row(
-            p.start.isoformat(),
-            p.medium,
-            f"{p.quantity} {p.unit}",
-            str(p.cost),
-            str(p.standing),
+    rows = [
+        {
+            "from": p.start.isoformat(),
+            "medium": p.medium,
+            "quantity": p.quantity,
+            "unit": p.unit,
+            "cost": p.cost,
+            "standing": p.standing,
+        }
+        for p in load_history(
+            conn,
+            account_id,
+            zone=zone,
+            since=local_midnight_utc(first, zone),
+            bucket=bucket,
+            currency=config.site.currency,
         )
-    Console().print(table)
+    ]
+    outlook = forecast(conn, account_id, stamp)
+    ahead = {
+        "daily_cost": outlook.daily_cost_money,
+        "trend": "-" if outlook.trend is None else f"{outlook.trend:.2f}",
+        "credit": outlook.credit,
+        "days_left": "-" if outlook.days_left is None else f"{outlook.days_left:.1f}",
+        "empty_at": "-"
+        if outlook.empty_at is None
+        else outlook.empty_at.astimezone(zone).isoformat(timespec="minutes"),
+    }
+    columns: tuple[str, ...] = ("from", "medium", "quantity", "unit", "cost")
+    if chosen == "table":
+        # On a terminal the unit reads best beside its quantity.
+        for r in rows:
+            r["quantity"] = f"{r.pop('quantity')} {r.pop('unit')}"
+        columns = ("from", "medium", "quantity", "cost")
+    emit(
+        [
+            (f"{account_id} per {bucket}", (*columns, "standing"), rows),
+            ("forecast", tuple(ahead), [ahead]),
+        ],
+        chosen,
+    )

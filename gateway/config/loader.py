@@ -207,6 +207,7 @@ def _cross_problems(config: Config) -> Iterable[Problem]:
                 )
 
     yield from _credit_problems(config)
+    yield from _prepaid_rule_problems(config)
 
     for i, t in enumerate(config.tariffs):
         for medium, price in t.prices.items():
@@ -313,6 +314,15 @@ def _unit_link_problems(i: int, unit: Unit, kind: str | None) -> Iterable[Proble
         )
     if kind == "modbus" and unit.key is not None:
         yield Problem(("units", i, "key"), "a key is used only for units on a lora bus")
+
+
+def _prepaid_rule_problems(config: Config) -> Iterable[Problem]:
+    """Check the budget and laundry sections' references to accounts and units."""
+    from gateway.config import budgets, laundry
+
+    for module in (budgets, laundry):
+        for path, message, value in module.problems(config):
+            yield Problem(path, message, value, True)
 
 
 def _format(file: Path, index: dict[Path_, int], p: Problem) -> str:

@@ -103,6 +103,17 @@ class DisplayMessage(Closed):
     until: AwareDatetime | None = None
 
 
+class LaundryBooking(Closed):
+    """Book a washing machine or dryer for a slot, or cancel a booking."""
+
+    action: Literal["book", "cancel"] = "book"
+    unit_id: Ident | None = Field(None, description="required to book")
+    account_id: Ident | None = Field(None, description="required to book")
+    slot_start: AwareDatetime | None = Field(None, description="required to book")
+    slot_end: AwareDatetime | None = Field(None, description="required to book")
+    booking_id: int | None = Field(None, ge=1, description="required to cancel")
+
+
 ARGS: dict[str, type[Closed]] = {
     "topup": TopUp,
     "adjustment": Adjustment,
@@ -111,6 +122,7 @@ ARGS: dict[str, type[Closed]] = {
     "tariff_set": TariffSet,
     "unit_override": UnitOverride,
     "display_message": DisplayMessage,
+    "laundry_booking": LaundryBooking,
 }
 CommandKind = Literal[
     "topup",
@@ -120,6 +132,7 @@ CommandKind = Literal[
     "tariff_set",
     "unit_override",
     "display_message",
+    "laundry_booking",
 ]
 
 

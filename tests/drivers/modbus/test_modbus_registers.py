@@ -157,5 +157,5 @@ def test_state_from_the_wrong_device_is_refused(
 
 
 def test_state_of_wrong_length_is_refused() -> None:
-    with pytest.raises(regs.RegisterMapError, match="11 registers"):
+    with pytest.raises(regs.RegisterMapError, match=f"{regs.STATE_COUNT} registers"):
         regs.decode_state([regs.DEVICE_TYPE] * 3)
