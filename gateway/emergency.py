@@ -21,11 +21,6 @@ from gateway.policy import Rules
 
 log = structlog.get_logger(__name__)
 
-# LIMITATION: the ledger has no entry kinds of its own for emergency credit
-# yet, so a loan and its repayments are booked as adjustments; their ids
-# ("emergency_credit:..." and "emergency_repayment:...") and their source
-# ("emergency") tell them apart from an operator's adjustment.
-LOAN_KIND = EntryKind.ADJUSTMENT
 SOURCE = "emergency"
 
 
@@ -115,7 +110,7 @@ def lend(
         NewEntry(
             id=loan_id,
             account_id=account_id,
-            kind=LOAN_KIND,
+            kind=EntryKind.EMERGENCY_CREDIT,
             amount=rules.emergency,
             source=SOURCE,
             booked=stamp,
@@ -149,7 +144,7 @@ def repay(conn: sqlite3.Connection, topup: Entry, stamp: Stamp) -> Entry | None:
         NewEntry(
             id=f"emergency_repayment:{topup.id}",
             account_id=topup.account_id,
-            kind=LOAN_KIND,
+            kind=EntryKind.EMERGENCY_REPAYMENT,
             amount=-amount,
             source=SOURCE,
             booked=stamp,

@@ -26,6 +26,8 @@ class EntryKind(StrEnum):
     STANDING_CHARGE = "standing_charge"
     ADJUSTMENT = "adjustment"
     REVERSAL = "reversal"
+    EMERGENCY_CREDIT = "emergency_credit"
+    EMERGENCY_REPAYMENT = "emergency_repayment"
 
 
 class LedgerError(Exception):
