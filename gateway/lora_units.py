@@ -72,9 +72,9 @@ class LoraUnits:
     frame for every cent, so a command goes out at once only when the
     supply state, the kind of allowance (limited or not) or the display
     message changes, when the unit reports a supply state other than the
-    one wanted, or when the allowance differs from what the unit last
-    reported by more than `allowance_change_percent` of the allowance last
-    sent; anything else waits until `display_refresh_s` has passed.
+    one wanted, or when the allowance exceeds what the unit last reported
+    by more than `allowance_change_percent` of the allowance last sent (a
+    top-up); anything else waits until `display_refresh_s` has passed.
     Holding back is safe: a unit counts its allowance down by itself.
     """
 
@@ -179,10 +179,13 @@ class LoraUnits:
             return False
         if reported is None:
             return True
-        # Relative to the allowance last sent, not to what is left: near the
-        # end every small difference would otherwise be a large fraction.
+        # Only a grown allowance is urgent (a top-up, a lower price): a unit
+        # holding more than it should is stopped by the cut-off decision,
+        # which is sent at once, within the account's credit line. The slack
+        # is relative to the allowance last sent, not to what is left, or
+        # near the end every small difference would be a large fraction.
         slack = sent * self.bus.allowance_change_percent / 100
-        return abs(wish - reported) > slack
+        return wish - reported > slack
 
     # Reports from the units -----------------------------------------------------
 

@@ -4,6 +4,10 @@ Meters and dispensing units are simulators on pseudo-terminals; consumption
 stops when a flat's contactor opens, exactly as a real supply would. Time runs
 fast: flats use electricity at many kilowatts, so that a minute shows
 readings, debits, a low-balance warning, a cut-off, a top-up and a reconnect.
+
+Flats 1 and 6 also have a wireless warm-water meter (one in clear, one in
+AES mode 5) heard through a simulated iM871A stick, and a LoRa valve on a
+simulated radio that shares its in-process ether with the daemon's radio.
 """
 
 from __future__ import annotations
@@ -20,12 +24,27 @@ from typing import Annotated
 
 import typer
 
+from drivers.lora.simulated import named_ether
 from simulators.dispensing_unit import DispensingUnitSimulator
+from simulators.lora_unit import LoraDispensingUnit
 from simulators.mbus_meter import MbusMeterSimulator, SimMeter, corpus_frame
+from simulators.wmbus_meter import (
+    MODE5_TEMPLATE,
+    MODE5_TEMPLATE_KEY,
+    PLAIN_TEMPLATE,
+    Im871aStick,
+    SimulatedMeter,
+)
 
 FLATS = 6
 LOW_FLAT = 6  # the flat that runs out during the demo
 TOPUP_AT_S = 40.0
+RADIO_FLATS = (1, LOW_FLAT)  # flats with a wireless meter and a LoRa valve
+ETHER = "demo"
+# Demo keys only: a real site writes each device's own key into its config.
+WMBUS_KEY = "4E6F7420612072656164206B65792121"
+LORA_KEY = "44656D6F204C6F5261206B6579212121"
+WARM_LITRES_PER_S = Decimal("2")  # while a LoRa valve is open; demo time is fast
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,10 @@ class Flat:
     @property
     def valve(self) -> int:
         return 30 + self.number
+
+    @property
+    def lora_valve(self) -> int:
+        return 100 + self.number
 
 
 def _flats() -> list[Flat]:
@@ -99,13 +122,16 @@ def demo(
                 [f.contactor for f in flats] + [f.valve for f in flats]
             )
         )
+        radio = _Radio(flats)
+        radio.stick.start()
+        stack.callback(radio.stick.stop)
         config_path = state_dir / "site.yaml"
-        config_path.write_text(_config_yaml(flats, meters.port, units.port))
+        config_path.write_text(_config_yaml(flats, meters.port, units.port, radio))
         _intro(config_path, meters.port, units.port, duration)
-        building = _Building(flats, meters, units)
+        building = _Building(flats, meters, units, radio)
         building.start()
         stack.callback(building.stop)
-        asyncio.run(_run(config_path, flats, duration))
+        asyncio.run(_run(config_path, flats, duration, radio))
 
 
 def _sim_meters(flats: list[Flat]) -> list[SimMeter]:
@@ -137,10 +163,12 @@ class _Building:
         flats: list[Flat],
         meters: MbusMeterSimulator,
         units: DispensingUnitSimulator,
+        radio: _Radio,
     ) -> None:
         self._flats = flats
         self._meters = meters
         self._units = units
+        self._radio = radio
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="building", daemon=True)
 
@@ -169,9 +197,77 @@ class _Building:
                     self._meters.set_value(
                         f.water_meter, self._meters.value(f.water_meter) + m3
                     )
+            self._radio.follow_valves()
 
 
-def _config_yaml(flats: list[Flat], mbus_port: str, rs485_port: str) -> str:
+class _Radio:
+    """The building's radio side: wireless meters behind a simulated iM871A
+    stick, and LoRa valves that the daemon reaches through the named ether."""
+
+    def __init__(self, flats: list[Flat]) -> None:
+        self.flats = [f for f in flats if f.number in RADIO_FLATS]
+        key = bytes.fromhex(WMBUS_KEY)
+        # Flat 1's meter sends in clear, flat 6's in AES mode 5.
+        self.meters = {
+            self.flats[0].number: SimulatedMeter(PLAIN_TEMPLATE, step=Decimal(0)),
+            self.flats[1].number: SimulatedMeter(
+                MODE5_TEMPLATE, MODE5_TEMPLATE_KEY, key, Decimal(0)
+            ),
+        }
+        self.stick = Im871aStick(list(self.meters.values()), interval_s=1.0, seed=4)
+        self.valves: dict[int, LoraDispensingUnit] = {}
+
+    def start_valves(self) -> list[asyncio.Task[None]]:
+        """Start the LoRa valves on the running loop, where the daemon's radio is."""
+        air = named_ether(ETHER)
+        flow = WARM_LITRES_PER_S * 3600 / 1000
+        for f in self.flats:
+            self.valves[f.number] = LoraDispensingUnit(
+                air.radio(f"valve-{f.number}"),
+                f.lora_valve,
+                bytes.fromhex(LORA_KEY),
+                flow_per_hour=flow,
+                status_interval_s=15.0,
+                tick_s=0.5,
+            )
+        return [asyncio.create_task(v.run()) for v in self.valves.values()]
+
+    def follow_valves(self) -> None:
+        """Let warm water run through each wireless meter while its valve is open."""
+        for number, meter in self.meters.items():
+            valve = self.valves.get(number)
+            running = valve is not None and valve.supply_on
+            meter.step = WARM_LITRES_PER_S / 1000 if running else Decimal(0)
+
+
+def _radio_yaml(radio: _Radio) -> tuple[list[str], list[str], list[str]]:
+    """Return the radio side's bus, meter and unit lines for the site YAML."""
+    buses = [
+        f"  - {{id: air, kind: wmbus, receiver: im871a, port: {radio.stick.port},"
+        " mode: T1, receiver_timeout_s: 30, meter_interval_s: 1}",
+        f"  - {{id: lora, kind: lora, radio: simulated, ether: {ETHER},"
+        " spreading_factor: 7, poll_interval_s: 2, display_refresh_s: 60}",
+    ]
+    meters = []
+    for f, meter in zip(radio.flats, radio.meters.values(), strict=True):
+        key = f", key: '{WMBUS_KEY}'" if meter.mode == 5 else ""
+        meters.append(
+            f"  - {{id: {f.account}-warm-water, bus: air, secondary_id:"
+            f" '{meter.meter_id}', medium: warm_water, account: {f.account},"
+            f" max_rate_per_hour: 100{key}}}"
+        )
+    units = [
+        f"  - {{id: {f.account}-lora-valve, bus: lora, address: {f.lora_valve},"
+        f" kind: valve, meters: [{f.account}-warm-water], key: '{LORA_KEY}'}}"
+        for f in radio.flats
+    ]
+    return buses, meters, units
+
+
+def _config_yaml(
+    flats: list[Flat], mbus_port: str, rs485_port: str, radio: _Radio
+) -> str:
+    radio_buses, radio_meters, radio_units = _radio_yaml(radio)
     lines = [
         "# Written by `prepaidgw demo`: a simulated building on pseudo-terminals.",
         "site: {id: demo-house, name: Demo House, timezone: Europe/Berlin, "
@@ -183,6 +279,7 @@ def _config_yaml(flats: list[Flat], mbus_port: str, rs485_port: str) -> str:
         "timeout_s: 0.3, poll_interval_s: 2}",
         f"  - {{id: rs485, kind: modbus, port: {rs485_port}, parity: N, "
         "timeout_s: 0.3, poll_interval_s: 1}",
+        *radio_buses,
         "meters:",
     ]
     for f in flats:
@@ -197,6 +294,7 @@ def _config_yaml(flats: list[Flat], mbus_port: str, rs485_port: str) -> str:
             f"{f.water_meter}, medium: water, account: {f.account}, "
             "max_rate_per_hour: 100}"
         )
+    lines += radio_meters
     lines.append("units:")
     for f in flats:
         lines.append(
@@ -207,6 +305,7 @@ def _config_yaml(flats: list[Flat], mbus_port: str, rs485_port: str) -> str:
             f"  - {{id: {f.account}-valve, bus: rs485, address: "
             f"{f.valve}, kind: valve, meters: [{f.account}-water]}}"
         )
+    lines += radio_units
     lines.append("accounts:")
     for f in flats:
         low = (
@@ -222,6 +321,7 @@ def _config_yaml(flats: list[Flat], mbus_port: str, rs485_port: str) -> str:
         '      electricity: {price: "0.3412", per: kWh,',
         '                    standing_charge_per_day: "0.25"}',
         '      water: {price: "4.85", per: m3}',
+        '      warm_water: {price: "9.20", per: m3}',
     ]
     return "\n".join(lines) + "\n"
 
@@ -233,6 +333,11 @@ def _intro(config_path: Path, mbus_port: str, rs485_port: str, duration: float) 
         "flat 3's answers garbage now and then)"
     )
     typer.echo(f"  RS485 dispensing units on {rs485_port}")
+    typer.echo(
+        f"  flats {RADIO_FLATS[0]} and {RADIO_FLATS[1]}: wireless warm-water meters"
+        " (clear and AES mode 5) via a simulated iM871A, LoRa valves on a"
+        " simulated radio"
+    )
     typer.echo(
         f"  flat {LOW_FLAT} starts with 4.00 EUR and runs out; an administrator "
         f"tops it up after {TOPUP_AT_S:.0f} s"
@@ -247,7 +352,9 @@ def _intro(config_path: Path, mbus_port: str, rs485_port: str, duration: float) 
     typer.echo("")
 
 
-async def _run(config_path: Path, flats: list[Flat], duration: float) -> None:
+async def _run(
+    config_path: Path, flats: list[Flat], duration: float, radio: _Radio
+) -> None:
     from gateway import ledger
     from gateway.clock import SystemClock
     from gateway.config import load_config
@@ -308,13 +415,18 @@ async def _run(config_path: Path, flats: list[Flat], duration: float) -> None:
                     )
             if int(elapsed) % 10 == 0:
                 _summary(daemon.conn, flats, elapsed)
+                _radio_summary(daemon.conn, radio, elapsed)
         stop.set()
 
+    valves = radio.start_valves()
     runner = asyncio.create_task(script())
     try:
         await daemon.run_until_stopped(stop)
     finally:
         runner.cancel()
+        for valve in valves:
+            valve.cancel()
+        await asyncio.gather(*valves, return_exceptions=True)
     typer.secho(
         "demo finished; the database is in "
         f"{config.state_dir} (prepaidgw status --config {config_path})",
@@ -340,3 +452,30 @@ def _summary(conn: object, flats: list[Flat], elapsed: float) -> None:
             )
         )
     typer.echo(f"[demo] t={elapsed:.0f}s  " + " | ".join(parts))
+
+
+def _radio_summary(conn: object, radio: _Radio, elapsed: float) -> None:
+    import sqlite3
+
+    assert isinstance(conn, sqlite3.Connection)
+    parts = []
+    for f in radio.flats:
+        valve = radio.valves[f.number]
+        row = conn.execute(
+            "SELECT count(*), max(value) FROM readings WHERE meter_id = ?",
+            (f"{f.account}-warm-water",),
+        ).fetchone()
+        allowance = "-" if valve.allowance is None else f"{valve.allowance} m3"
+        parts.append(
+            f"{f.account} wM-Bus {row[0]} readings {row[1] or '-'} m3, LoRa valve "
+            f"{'on' if valve.supply_on else 'off'} allowance {allowance} "
+            f"display {valve.display()}"
+        )
+    # The duty cycle binds each transmitter: show the gateway's own airtime.
+    sent = named_ether(ETHER).sent
+    air = sum(t for _, name, _, t in sent if name.startswith("gateway:"))
+    typer.echo(
+        f"[demo] t={elapsed:.0f}s  radio: "
+        + " | ".join(parts)
+        + f" | gateway LoRa airtime {air:.2f} s of 36 s an hour"
+    )

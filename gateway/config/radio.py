@@ -139,8 +139,8 @@ class LoraBus(_Strict):
 
     Airtime is scarce (36 s an hour on the default channels), so a changed
     allowance or display balance is sent at once only when the supply state
-    changes or the allowance moved by more than `allowance_change_percent`
-    from what the unit last reported; any other change waits for
+    changes or the allowance grew by more than `allowance_change_percent`
+    over what the unit last reported; any other change waits for
     `display_refresh_s`. Units count their allowance down themselves, so the
     wait never lets them dispense beyond what was paid for.
     """
@@ -176,8 +176,8 @@ class LoraBus(_Strict):
     allowance_change_percent: Decimal = Field(
         Decimal(10),
         ge=0,
-        description="send at once when the allowance differs from the unit's own "
-        "by more than this",
+        description="send at once when the allowance exceeds the unit's own "
+        "by more than this percentage of the last one sent",
     )
 
     @model_validator(mode="after")
