@@ -24,13 +24,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
-from gateway import accounts, ledger, outbox
+from gateway import ledger, outbox
 from gateway.clock import Stamp
-from gateway.ledger import EntryKind, NewEntry, Posted
 from gateway.money import Money
 from gateway.site import SitePlan
 from gateway.store import transaction
@@ -51,12 +50,6 @@ class BookingRefused(LaundryError):
 
 class NoBooking(LaundryError):
     """A machine was asked to start without a booking for this moment."""
-
-
-class CyclePricing(Protocol):
-    """The tariff book's price per cycle, where the tariff engine offers one."""
-
-    def cycle_price(self, account_id: str, appliance: str) -> Decimal: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +85,8 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
-def _booking(row: sqlite3.Row, duplicate: bool = False) -> Booking:
+def row_to_booking(row: sqlite3.Row, duplicate: bool = False) -> Booking:
+    """Return a laundry_bookings row as a Booking."""
     return Booking(
         row["id"],
         row["request_id"],
@@ -107,7 +101,7 @@ def _booking(row: sqlite3.Row, duplicate: bool = False) -> Booking:
 
 
 @contextmanager
-def _own_or_callers(conn: sqlite3.Connection) -> Iterator[None]:
+def joined_transaction(conn: sqlite3.Connection) -> Iterator[None]:
     """Join the caller's transaction, or run as one of our own."""
     if conn.in_transaction:
         yield
@@ -167,7 +161,8 @@ def available(conn: sqlite3.Connection, account_id: str) -> Money:
     return ledger.balance(conn, account_id) - held(conn, account_id)
 
 
-def _machine(conn: sqlite3.Connection, unit_id: str) -> sqlite3.Row:
+def machine_rules(conn: sqlite3.Connection, unit_id: str) -> sqlite3.Row:
+    """Return a machine's stored rules; refuse a unit that is not a machine."""
     row: sqlite3.Row | None = conn.execute(
         "SELECT * FROM laundry_machines WHERE unit_id = ?", (unit_id,)
     ).fetchone()
@@ -205,8 +200,8 @@ def book(
         "SELECT * FROM laundry_bookings WHERE request_id = ?", (request_id,)
     ).fetchone()
     if first is not None:
-        return _booking(first, duplicate=True)
-    machine = _machine(conn, unit_id)
+        return row_to_booking(first, duplicate=True)
+    machine = machine_rules(conn, unit_id)
     if slot_start.tzinfo is None or slot_end.tzinfo is None:
         raise BookingRefused("give slot times with a time zone (e.g. +01:00 or Z)")
     if slot_end <= slot_start:
@@ -282,7 +277,7 @@ def get(conn: sqlite3.Connection, booking_id: int) -> Booking:
     ).fetchone()
     if row is None:
         raise LaundryError(f"no booking {booking_id}")
-    return _booking(row)
+    return row_to_booking(row)
 
 
 def _announce(conn: sqlite3.Connection, booking: Booking, stamp: Stamp) -> None:
@@ -295,9 +290,10 @@ def _announce(conn: sqlite3.Connection, booking: Booking, stamp: Stamp) -> None:
     )
 
 
-def _set_state(
+def set_state(
     conn: sqlite3.Connection, booking: Booking, state: str, stamp: Stamp, **cols: Any
 ) -> Booking:
+    """Move a booking to a new state (and columns), and tell the cloud."""
     sets = ", ".join(f"{name} = ?" for name in ("state", *cols))
     conn.execute(
         f"UPDATE laundry_bookings SET {sets} WHERE id = ?",
@@ -312,7 +308,7 @@ def cancel(
     conn: sqlite3.Connection, booking_id: int, stamp: Stamp, *, reason: str
 ) -> Booking:
     """Cancel a booking that has not started and release its hold."""
-    with _own_or_callers(conn):
+    with joined_transaction(conn):
         booking = get(conn, booking_id)
         if booking.state == "cancelled":
             return replace(booking, duplicate=True)
@@ -321,7 +317,7 @@ def cancel(
                 f"booking {booking_id} is {booking.state}; only a booking that has "
                 f"not started can be cancelled"
             )
-        after = _set_state(conn, booking, "cancelled", stamp, ended_at=stamp.iso())
+        after = set_state(conn, booking, "cancelled", stamp, ended_at=stamp.iso())
     log.info("laundry_cancelled", booking=booking_id, reason=reason)
     return after
 
@@ -342,9 +338,10 @@ def cancel_all(
     return len(ids)
 
 
-def _in_slot(
+def booked_slot(
     conn: sqlite3.Connection, unit_id: str, at: datetime
 ) -> sqlite3.Row | None:
+    """Return the not-yet-started booking whose slot covers `at`, if any."""
     row: sqlite3.Row | None = conn.execute(
         """SELECT * FROM laundry_bookings WHERE unit_id = ? AND state = 'booked'
              AND slot_start <= ? AND ? < slot_end""",
@@ -380,196 +377,13 @@ def appliance_enabled(
             f"cycle of booking {running['id']} ({running['account_id']}) is running; "
             f"a cycle is never cut off"
         )
-    slot = _in_slot(conn, unit_id, stamp.at)
+    slot = booked_slot(conn, unit_id, stamp.at)
     if slot is not None:
         return True, (
             f"booked by {slot['account_id']} until {slot['slot_end']} "
             f"(booking {slot['id']})"
         )
     return False, f"no booking for {unit_id} at {stamp.iso()}"
-
-
-def cycle_started(conn: sqlite3.Connection, unit_id: str, stamp: Stamp) -> Booking:
-    """Record that a cycle started; raise NoBooking when no slot covers this moment."""
-    with _own_or_callers(conn):
-        if cycle_running(conn, unit_id):
-            row = conn.execute(
-                "SELECT * FROM laundry_bookings "
-                "WHERE unit_id = ? AND state = 'running'",
-                (unit_id,),
-            ).fetchone()
-            return _booking(row, duplicate=True)
-        slot = _in_slot(conn, unit_id, stamp.at)
-        if slot is None:
-            log.warning("laundry_start_without_booking", unit=unit_id, at=stamp.iso())
-            raise NoBooking(
-                f"{unit_id} cannot start at {stamp.iso()}: no booking covers this "
-                f"time; book a slot first"
-            )
-        after = _set_state(
-            conn, _booking(slot), "running", stamp, started_at=stamp.iso()
-        )
-    log.info("laundry_cycle_started", booking=after.id, unit=unit_id)
-    return after
-
-
-def cycle_ended(
-    conn: sqlite3.Connection,
-    unit_id: str,
-    stamp: Stamp,
-    *,
-    energy_kwh: Decimal | None = None,
-    minutes: Decimal | None = None,
-    pricing: CyclePricing | None = None,
-) -> Posted | None:
-    """Bill a finished cycle and release its hold, in one transaction.
-
-    Per cycle: the tariff book's cycle price when `pricing` offers one,
-    else the machine's configured price. By energy: price per kWh times
-    `energy_kwh`. By time: price per minute times `minutes` (default: from
-    the cycle's start to now). The charge is rounded once. Returns None if
-    no cycle was running.
-    """
-    with _own_or_callers(conn):
-        row = conn.execute(
-            "SELECT * FROM laundry_bookings WHERE unit_id = ? AND state = 'running'",
-            (unit_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        booking = _booking(row)
-        machine = _machine(conn, unit_id)
-        charge, quantity, unit = _charge(
-            machine, booking, row["started_at"], stamp, energy_kwh, minutes, pricing
-        )
-        posted = ledger.post(
-            conn,
-            NewEntry(
-                id=f"laundry:{booking.id}:cycle",
-                account_id=booking.account_id,
-                kind=EntryKind.CONSUMPTION,
-                amount=-charge,
-                source=f"unit:{unit_id}",
-                booked=stamp,
-                ref=booking.request_id,
-                medium=MEDIUM,
-                quantity=quantity,
-                unit=unit,
-                detail={
-                    "booking_id": booking.id,
-                    "appliance": machine["appliance"],
-                    "billing": machine["billing"],
-                },
-            ),
-        )
-        _set_state(
-            conn,
-            booking,
-            "done",
-            stamp,
-            ended_at=stamp.iso(),
-            charge_entry=posted.entry.id,
-        )
-        accounts.evaluate(conn, booking.account_id, stamp)
-    log.info(
-        "laundry_cycle_billed",
-        booking=booking.id,
-        unit=unit_id,
-        account=booking.account_id,
-        charge=str(charge),
-    )
-    return posted
-
-
-def _charge(
-    machine: sqlite3.Row,
-    booking: Booking,
-    started_at: str,
-    stamp: Stamp,
-    energy_kwh: Decimal | None,
-    minutes: Decimal | None,
-    pricing: CyclePricing | None,
-) -> tuple[Money, Decimal, str]:
-    currency = booking.hold.currency
-    price = Decimal(machine["price_per"])
-    if machine["billing"] == "energy":
-        if energy_kwh is None:
-            raise LaundryError(
-                f"{booking.unit_id} bills by energy: give the cycle's kWh"
-            )
-        return Money.round_major(price * energy_kwh, currency), energy_kwh, "kWh"
-    if machine["billing"] == "time":
-        if minutes is None:
-            elapsed = stamp.at - datetime.fromisoformat(started_at)
-            minutes = Decimal(int(elapsed.total_seconds())) / Decimal(60)
-        return Money.round_major(price * minutes, currency), minutes, "min"
-    cycle = getattr(pricing, "cycle_price", None)
-    if cycle is not None:
-        price = cycle(booking.account_id, machine["appliance"])
-    # LIMITATION: until the tariff book offers `cycle_price`, the price per
-    # cycle comes from the laundry section of the configuration; tariff
-    # versions and per-account tariffs do not apply to it then.
-    return Money.round_major(price, currency), Decimal(1), "cycle"
-
-
-def release_no_shows(conn: sqlite3.Connection, stamp: Stamp) -> int:
-    """Release bookings not started within their machine's no-show minutes.
-
-    The hold is released; a configured no-show fee is booked as its own
-    entry. The deadline is the slot's start plus the no-show minutes, but
-    never later than the slot's end. Returns how many were released.
-    """
-    released = 0
-    rows = conn.execute(
-        """SELECT b.*, m.no_show_minutes, m.no_show_fee_minor FROM laundry_bookings b
-           JOIN laundry_machines m ON m.unit_id = b.unit_id
-           WHERE b.state = 'booked' AND b.slot_start <= ?""",
-        (stamp.iso(),),
-    ).fetchall()
-    for row in rows:
-        booking = _booking(row)
-        deadline = min(
-            booking.slot_start + timedelta(minutes=row["no_show_minutes"]),
-            booking.slot_end,
-        )
-        if stamp.at < deadline:
-            continue
-        with transaction(conn):
-            fee = Money(row["no_show_fee_minor"], booking.hold.currency)
-            entry_id = None
-            if fee.minor:
-                entry_id = f"laundry:{booking.id}:no_show_fee"
-                ledger.post(
-                    conn,
-                    NewEntry(
-                        id=entry_id,
-                        account_id=booking.account_id,
-                        kind=EntryKind.ADJUSTMENT,
-                        amount=-fee,
-                        source="laundry",
-                        booked=stamp,
-                        ref=booking.request_id,
-                        medium=MEDIUM,
-                        detail={"reason": "no-show", "booking_id": booking.id},
-                    ),
-                )
-            _set_state(
-                conn,
-                booking,
-                "no_show",
-                stamp,
-                ended_at=stamp.iso(),
-                charge_entry=entry_id,
-            )
-            accounts.evaluate(conn, booking.account_id, stamp)
-        released += 1
-        log.info(
-            "laundry_no_show_released",
-            booking=booking.id,
-            unit=booking.unit_id,
-            fee=str(fee),
-        )
-    return released
 
 
 def bookings(
@@ -593,11 +407,13 @@ def bookings(
     rows = conn.execute(
         f"SELECT * FROM laundry_bookings {clause} ORDER BY slot_start, id", args
     ).fetchall()
-    return [_booking(r) for r in rows]
+    return [row_to_booking(r) for r in rows]
 
 
 def chore(conn: sqlite3.Connection, site: SitePlan, stamp: Stamp) -> bool:
     """Housekeeping job: store the machines' rules, release no-shows."""
+    from gateway.laundry_cycles import release_no_shows
+
     with transaction(conn):
         sync_machines(conn, site)
     return release_no_shows(conn, stamp) > 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import accounts, commands, laundry, ledger, store
+from gateway import accounts, commands, laundry, laundry_cycles, ledger, store
 from gateway.clock import ManualClock
 from gateway.config import parse_config
 from gateway.ledger import EntryKind, NewEntry
@@ -146,11 +146,11 @@ def test_booking_hold_cycle_and_charge(
     room.at("17:55")
     assert not room.enabled(unit)
     with pytest.raises(laundry.NoBooking, match="no booking covers this time"):
-        laundry.cycle_started(room.conn, unit, room.clock.now())
+        laundry_cycles.cycle_started(room.conn, unit, room.clock.now())
 
     room.at("18:05")
     assert room.enabled(unit)
-    laundry.cycle_started(room.conn, unit, room.clock.now())
+    laundry_cycles.cycle_started(room.conn, unit, room.clock.now())
     assert laundry.cycle_running(room.conn, unit)
 
     # Credit runs out mid-cycle and the slot ends: the cycle is never cut.
@@ -161,7 +161,7 @@ def test_booking_hold_cycle_and_charge(
     room.credit("flat1", "25.00", "t3")
 
     room.at("19:45")
-    posted = laundry.cycle_ended(room.conn, unit, room.clock.now(), **measured)
+    posted = laundry_cycles.cycle_ended(room.conn, unit, room.clock.now(), **measured)
     assert posted is not None and posted.entry.amount == -eur(charge)
     assert posted.entry.medium == "laundry"
     assert room.money() == (eur(balance_after), eur("0.00"), eur(balance_after))
@@ -184,12 +184,12 @@ def test_no_show_releases_the_hold(
     held = room.money()[1]
     minute_before = (local(deadline) - timedelta(minutes=1)).strftime("%H:%M")
     room.at(minute_before)
-    assert laundry.release_no_shows(room.conn, room.clock.now()) == 0
+    assert laundry_cycles.release_no_shows(room.conn, room.clock.now()) == 0
     assert room.money()[1] == held
 
     room.at(deadline)
-    assert laundry.release_no_shows(room.conn, room.clock.now()) == 1
-    assert laundry.release_no_shows(room.conn, room.clock.now()) == 0
+    assert laundry_cycles.release_no_shows(room.conn, room.clock.now()) == 1
+    assert laundry_cycles.release_no_shows(room.conn, room.clock.now()) == 0
     balance = eur("20.00") - eur(fee)
     assert room.money() == (balance, eur("0.00"), balance)
     # A released booking no longer enables the machine inside its slot.
