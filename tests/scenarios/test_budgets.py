@@ -265,3 +265,26 @@ def test_move_out_keeps_the_debt_and_the_next_resident_starts_at_the_meter(
     h.read("2026-02-03T09:00:00+00:00", "1110")  # 5 kWh since the last reading
     assert h.balance("flat2") == eur("-1.71")
     assert h.balance() == eur("-34.12")
+
+
+@pytest.mark.parametrize(
+    ("budget", "expected"),
+    [
+        ("{account: flat9, amount: '5.00'}", "budgets[0].account = 'flat9': no such"),
+        ("{account: flat1, amount: '5.001'}", "budgets[0].amount"),
+        (
+            "{account: flat1, media_caps: {gas_station: '1.00'}}",
+            "budgets[0].media_caps.gas_station = 'gas_station': unknown medium",
+        ),
+        ("{account: flat1, unused: keep}", "budgets[0].unused"),
+    ],
+)
+def test_a_bad_budget_names_the_key(tmp_path: Path, budget: str, expected: str) -> None:
+    from gateway.config import ConfigError
+
+    text = SITE.format(unused="forfeit", cap="").split("budgets:")[0]
+    text += f"budgets:\n  - {budget}\n"
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, tmp_path / "site.yaml")
+    assert expected in str(err.value)
+    assert "site.yaml:" in str(err.value)

@@ -4,7 +4,10 @@ a cycle never cut off; a booking from the cloud."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -281,3 +284,44 @@ def test_a_booking_from_the_cloud_and_its_cancellation(room: Room) -> None:
         "SELECT COUNT(*) FROM outbox WHERE kind = 'laundry_booking'"
     ).fetchone()[0]
     assert sent == 2, "booked and cancelled went to the cloud"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_laundry_and_move_out_commands(tmp_path: Path) -> None:
+    (tmp_path / "site.yaml").write_text(SITE)
+    conf = ("--config", str(tmp_path / "site.yaml"))
+    topup = cli("topup", "flat1", "10.00", "--ref", "R1", *conf)
+    assert topup.returncode == 0, topup.stderr
+    slot = ("2099-03-14T18:00", "2099-03-14T19:00")
+    booked = cli("laundry", "book", "washer1", *slot, "--account", "flat1", *conf)
+    assert booked.returncode == 0, booked.stderr
+    assert "booked: booking 1, washer1 for flat1" in booked.stdout
+    assert "holding 2.50 EUR" in booked.stdout
+    again = cli("laundry", "book", "washer1", *slot, "--account", "flat1", *conf)
+    assert again.stdout.startswith("duplicate: already booked: booking 1")
+    clash = cli("laundry", "book", "washer1", *slot, "--account", "flat2", *conf)
+    assert (
+        clash.returncode == 2 and "refused: washer1 is already booked" in clash.stderr
+    )
+
+    listed = cli("laundry", "list", "--format", "json", *conf)
+    [row] = json.loads(listed.stdout)["bookings"]
+    assert (row["booking"], row["state"], row["hold"]["minor"]) == (1, "booked", 250)
+
+    moved = cli("accounts", "move-out", "flat1", *conf)
+    assert moved.returncode == 0, moved.stderr
+    assert "balance 10.00 EUR" in moved.stdout
+    assert "1 laundry booking(s) cancelled" in moved.stdout
+    assert json.loads(cli("laundry", "list", "--format", "json", *conf).stdout) == {
+        "bookings": []
+    }
+    twice = cli("accounts", "move-out", "flat1", *conf)
+    assert twice.returncode == 2 and "already closed" in twice.stderr
