@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 import structlog
 
 from drivers.lora.airtime import DutyCycle, LoraParams
 from drivers.lora.counters import CounterStore
 from drivers.lora.gateway_link import LoraUnitLink, ReadReceipt
+from drivers.lora.payloads import MAX_TEXT_BYTES
 from drivers.lora.radio import Radio
+from gateway import messages
 from gateway.clock import Clock
 from gateway.config.model import Unit
 from gateway.config.radio import LoraBus, key_bytes
@@ -146,7 +146,8 @@ class LoraUnits:
         if known is not None and not self._urgent(address, command, known):
             self.held += 1
             return known
-        state = await self._link.apply(address, unit_id, command)
+        text = display_text(self._conn, command.message_id)
+        state = await self._link.apply(address, unit_id, command, message_text=text)
         self._sent[address] = _Sent(command, self._clock.monotonic())
         self._states[address] = state
         return state
@@ -196,8 +197,9 @@ class LoraUnits:
                     self._record_receipt(item)
                 else:
                     self._record_state(item)
-            except sqlite3.Error as err:
-                # A full disk must not end the reader: the next report retries.
+            except (sqlite3.Error, messages.MessageError) as err:
+                # A full disk, or a receipt for a message this gateway never
+                # sent, must not end the reader of every unit's reports.
                 log.error("lora_report_not_stored", unit=item.unit_id, error=str(err))
 
     def _record_state(self, state: UnitState) -> None:
@@ -224,43 +226,29 @@ class LoraUnits:
             )
 
     def _record_receipt(self, receipt: ReadReceipt) -> None:
-        log.info(
-            "display_message_read",
-            unit=receipt.unit_id,
-            message_id=receipt.message_id,
+        stored = messages.record_receipt(
+            self._conn,
+            receipt.unit_id,
+            receipt.message_id,
+            receipt.read_at,
+            receipt.stamp,
         )
-        record = _messages_record_receipt()
-        if record is not None:
-            record(
-                self._conn,
-                receipt.unit_id,
-                receipt.message_id,
-                receipt.read_at,
-                receipt.stamp,
-            )
-            return
-        # LIMITATION: until gateway.messages offers record_receipt, receipts
-        # are kept only in lora_read_receipts and do not reach the cloud.
-        with transaction(self._conn):
-            self._conn.execute(
-                """INSERT OR IGNORE INTO lora_read_receipts
-                       (unit_id, message_id, read_at, received_at, clock_synced)
-                   VALUES (?, ?, ?, ?, ?)""",
-                (
-                    receipt.unit_id,
-                    receipt.message_id,
-                    receipt.read_at.isoformat(),
-                    receipt.stamp.iso(),
-                    int(receipt.stamp.synced),
-                ),
+        if stored:
+            log.info(
+                "display_message_read",
+                unit=receipt.unit_id,
+                message_id=receipt.message_id,
             )
 
 
-def _messages_record_receipt() -> Callable[..., Any] | None:
-    """Return gateway.messages.record_receipt if this build has it."""
-    try:
-        module = importlib.import_module("gateway.messages")
-    except ImportError:
+def display_text(conn: sqlite3.Connection, message_id: int | None) -> str | None:
+    """Return a stored message's text cut to what one LoRa frame carries."""
+    if message_id is None:
         return None
-    found = getattr(module, "record_receipt", None)
-    return found if callable(found) else None
+    text = messages.text_of(conn, message_id)
+    if text is None:
+        return None
+    # LIMITATION: a LoRa COMMAND carries at most 48 bytes of text; a longer
+    # message is cut (at a character boundary) rather than refused, so the
+    # unit still shows its start and can acknowledge it.
+    return text.encode()[:MAX_TEXT_BYTES].decode(errors="ignore")

@@ -1,5 +1,5 @@
--- Radio links: LoRa frame counters, the wireless M-Bus stream guard's memory,
--- and LoRa read receipts.
+-- Radio links: LoRa frame counters and the wireless M-Bus stream guard's
+-- memory. (LoRa read receipts go to display_message_receipts.)
 
 -- The last LoRa frame counter accepted from each unit (direction 0) and the
 -- last one sent to it (direction 1), so a replayed frame is refused after a
@@ -26,13 +26,3 @@ CREATE TABLE wmbus_stream (
     PRIMARY KEY (bus_id, meter_id)
 );
 
--- Read receipts from LoRa units' displays: a resident read message_id at
--- read_at (the unit's own clock); received_at is the gateway's stamp.
-CREATE TABLE lora_read_receipts (
-    unit_id      TEXT NOT NULL,
-    message_id   INTEGER NOT NULL,
-    read_at      TEXT NOT NULL,
-    received_at  TEXT NOT NULL,
-    clock_synced INTEGER NOT NULL,
-    PRIMARY KEY (unit_id, message_id)
-);

@@ -19,7 +19,6 @@ import pytest
 from drivers.lora.simulated import SimulatedRadio, named_ether
 from gateway.config import load_config
 from gateway.daemon import Daemon
-from gateway.money import Money
 from simulators.lora_unit import LoraDispensingUnit
 from simulators.wmbus_meter import (
     MODE5_TEMPLATE,
@@ -313,30 +312,29 @@ async def test_lora_unit_is_cut_off_and_reconnected_and_refuses_replays(
     path = _lora_site(tmp_path, pipe, ether)
     db_path = tmp_path / "state" / "gateway.sqlite3"
     meter = SimulatedMeter(PLAIN_TEMPLATE, step=Decimal("0.1"))
-    async with lora_unit(ether) as (unit, sniffer):
-        async with running(path):
-            db = _db(tmp_path)
-            _topup(db_path, "flat1", "3.00", "open-1")
-            pipe.send(meter.next_frame())
-            await _until(lambda: unit.supply_on, 5)
-            assert unit.allowance is not None and unit.allowance > 0
-            await asyncio.sleep(0.7)  # a status report or two while it is on
-            on_frames = sniffer.heard()
+    async with lora_unit(ether) as (unit, sniffer), running(path):
+        db = _db(tmp_path)
+        _topup(db_path, "flat1", "3.00", "open-1")
+        pipe.send(meter.next_frame())
+        await _until(lambda: unit.supply_on, 5)
+        assert unit.allowance is not None and unit.allowance > 0
+        await asyncio.sleep(0.7)  # a status report or two while it is on
+        on_frames = sniffer.heard()
 
-            # 1 m3 at 4.85 EUR takes flat 1 below its 1.00 credit line.
-            meter.step = Decimal("1.0")
-            pipe.send(meter.next_frame())
-            await _until(lambda: not unit.supply_on, 5)
-            await _until(lambda: _reported_on(db) == 0, 3)
+        # 1 m3 at 4.85 EUR takes flat 1 below its 1.00 credit line.
+        meter.step = Decimal("1.0")
+        pipe.send(meter.next_frame())
+        await _until(lambda: not unit.supply_on, 5)
+        await _until(lambda: _reported_on(db) == 0, 3)
 
-            _topup(db_path, "flat1", "20.00", "receipt-2")
-            await _until(lambda: unit.supply_on, 5)
-            assert unit.balance_minor == 300 - 485 + 2000
+        _topup(db_path, "flat1", "20.00", "receipt-2")
+        await _until(lambda: unit.supply_on, 5)
+        assert unit.balance_minor == 300 - 485 + 2000
 
-            meter.step = Decimal("5.0")
-            pipe.send(meter.next_frame())
-            await _until(lambda: not unit.supply_on, 5)
-            await _until(lambda: _reported_on(db) == 0, 3)
+        meter.step = Decimal("5.0")
+        pipe.send(meter.next_frame())
+        await _until(lambda: not unit.supply_on, 5)
+        await _until(lambda: _reported_on(db) == 0, 3)
 
     # A restarted gateway still refuses the unit's old "supply on" frames and
     # a forged one, with the unit gone quiet: it stays reported off.

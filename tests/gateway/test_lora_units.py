@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import SecretStr
-
 from drivers.lora.simulated import named_ether
-from gateway import store
+from gateway import messages, store
 from gateway.clock import ManualClock
 from gateway.config.model import Unit
 from gateway.config.radio import LoraBus
@@ -28,28 +28,41 @@ KEY = "8899aabbccddeeff0011223344556677"
 ADDRESS = 7
 
 
+@dataclass
+class Rig:
+    link: LoraUnits
+    clock: ManualClock
+    sent: list[tuple[float, str, int, float]]
+    unit: LoraDispensingUnit
+    conn: sqlite3.Connection
+
+
 def _command(on: bool, allowance: str, balance: int) -> UnitCommand:
     return UnitCommand("valve", on, Decimal(allowance), balance)
 
 
 @contextlib.asynccontextmanager
-async def _link(tmp_path: Path) -> AsyncIterator[tuple[LoraUnits, ManualClock, list]]:
+async def _link(tmp_path: Path) -> AsyncIterator[Rig]:
     ether = f"t-{uuid.uuid4().hex}"
-    bus = LoraBus(
-        id="radio",
-        kind="lora",
-        radio="simulated",
-        ether=ether,
-        spreading_factor=7,
-        display_refresh_s=600,
+    bus = LoraBus.model_validate(
+        {
+            "id": "radio",
+            "kind": "lora",
+            "radio": "simulated",
+            "ether": ether,
+            "spreading_factor": 7,
+            "display_refresh_s": 600,
+        }
     )
-    unit = Unit(
-        id="valve",
-        bus="radio",
-        address=ADDRESS,
-        kind="valve",
-        meters=["m"],
-        key=SecretStr(KEY),
+    unit = Unit.model_validate(
+        {
+            "id": "valve",
+            "bus": "radio",
+            "address": ADDRESS,
+            "kind": "valve",
+            "meters": ["m"],
+            "key": KEY,
+        }
     )
     conn = store.connect(tmp_path / "gw.sqlite3")
     clock = ManualClock(datetime(2026, 3, 1, tzinfo=UTC))
@@ -61,7 +74,7 @@ async def _link(tmp_path: Path) -> AsyncIterator[tuple[LoraUnits, ManualClock, l
     link = LoraUnits(bus, [unit], conn, DeviceHealth(conn), clock)
     await link.open()
     try:
-        yield link, clock, air.sent
+        yield Rig(link, clock, air.sent, sim, conn)
     finally:
         await link.close()
         task.cancel()
@@ -70,14 +83,15 @@ async def _link(tmp_path: Path) -> AsyncIterator[tuple[LoraUnits, ManualClock, l
         conn.close()
 
 
-def _gateway_frames(sent: list) -> int:
+def _gateway_frames(sent: list[tuple[float, str, int, float]]) -> int:
     return sum(1 for _, name, _, _ in sent if name.startswith("gateway:"))
 
 
 async def test_small_changes_wait_and_topups_and_switching_go_at_once(
     tmp_path: Path,
 ) -> None:
-    async with _link(tmp_path) as (link, clock, sent):
+    async with _link(tmp_path) as rig:
+        link, clock, sent = rig.link, rig.clock, rig.sent
         state = await link.apply(ADDRESS, "valve", _command(True, "5", 1000))
         assert state.supply_on and _gateway_frames(sent) == 1
 
@@ -100,3 +114,26 @@ async def test_small_changes_wait_and_topups_and_switching_go_at_once(
         # A cut-off is sent at once, whatever the refresh time.
         state = await link.apply(ADDRESS, "valve", _command(False, "0", -120))
         assert _gateway_frames(sent) == 4 and not state.supply_on
+
+
+async def test_message_text_reaches_the_display_and_its_receipt_is_stored(
+    tmp_path: Path,
+) -> None:
+    async with _link(tmp_path) as rig:
+        message_id = messages.send(
+            rig.conn, "Water off Tuesday 9-12", rig.clock.now(), unit_id="valve"
+        )
+        command = UnitCommand("valve", True, Decimal(5), 1000, message_id=message_id)
+        await rig.link.apply(ADDRESS, "valve", command)
+        assert rig.unit.display() == "10.00 | Water off Tuesday 9-12"
+
+        assert await rig.unit.read_message(rig.clock.now())
+        for _ in range(100):
+            row = rig.conn.execute(
+                "SELECT unit_id FROM display_message_receipts WHERE message_id = ?",
+                (message_id,),
+            ).fetchone()
+            if row is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert row is not None and row[0] == "valve"
