@@ -38,7 +38,14 @@ log = structlog.get_logger(__name__)
 class CyclePricing(Protocol):
     """The tariff book's price per cycle, where the tariff engine offers one."""
 
-    def cycle_price(self, account_id: str, appliance: str) -> Decimal: ...
+    def cycle_price(
+        self,
+        account_id: str,
+        appliance: str,
+        *,
+        at: datetime | None = None,
+        conn: sqlite3.Connection | None = None,
+    ) -> Decimal: ...
 
 
 def cycle_started(conn: sqlite3.Connection, unit_id: str, stamp: Stamp) -> Booking:
@@ -76,8 +83,9 @@ def cycle_ended(
 ) -> Posted | None:
     """Bill a finished cycle and release its hold, in one transaction.
 
-    Per cycle: the tariff book's cycle price when `pricing` offers one,
-    else the machine's configured price. By energy: price per kWh times
+    Per cycle: the tariff's cycle price for the machine's appliance when
+    `pricing` (the site's TariffBook) has one, else the machine's configured
+    price. By energy: price per kWh times
     `energy_kwh`. By time: price per minute times `minutes` (default: from
     the cycle's start to now). The charge is rounded once. Returns None if
     no cycle was running.
@@ -92,7 +100,14 @@ def cycle_ended(
         booking = row_to_booking(row)
         machine = machine_rules(conn, unit_id)
         charge, quantity, unit = _charge(
-            machine, booking, row["started_at"], stamp, energy_kwh, minutes, pricing
+            conn,
+            machine,
+            booking,
+            row["started_at"],
+            stamp,
+            energy_kwh,
+            minutes,
+            pricing,
         )
         posted = ledger.post(
             conn,
@@ -134,6 +149,7 @@ def cycle_ended(
 
 
 def _charge(
+    conn: sqlite3.Connection,
     machine: sqlite3.Row,
     booking: Booking,
     started_at: str,
@@ -155,12 +171,18 @@ def _charge(
             elapsed = stamp.at - datetime.fromisoformat(started_at)
             minutes = Decimal(int(elapsed.total_seconds())) / Decimal(60)
         return Money.round_major(price * minutes, currency), minutes, "min"
-    cycle = getattr(pricing, "cycle_price", None)
-    if cycle is not None:
-        price = cycle(booking.account_id, machine["appliance"])
-    # LIMITATION: until the tariff book offers `cycle_price`, the price per
-    # cycle comes from the laundry section of the configuration; tariff
-    # versions and per-account tariffs do not apply to it then.
+    if pricing is not None:
+        # The tariff's price for the cycle at its start wins; a tariff that
+        # prices no cycle for this appliance leaves the laundry config's.
+        try:
+            price = pricing.cycle_price(
+                booking.account_id,
+                machine["appliance"],
+                at=datetime.fromisoformat(started_at),
+                conn=conn,
+            )
+        except LookupError as err:
+            log.info("laundry_cycle_price_from_config", reason=str(err))
     return Money.round_major(price, currency), Decimal(1), "cycle"
 
 

@@ -19,7 +19,13 @@ class Machine(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     unit: str = Field(min_length=1, max_length=64)
-    appliance: Literal["washer", "dryer"]
+    appliance: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="washing_machine or dryer: the name the tariff's `cycles` "
+        "prices it by",
+    )
     billing: Literal["cycle", "energy", "time"] = Field(
         "cycle", description="per cycle, per measured kWh, or per minute running"
     )

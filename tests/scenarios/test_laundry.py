@@ -46,7 +46,7 @@ tariffs:
       electricity: {price: "0.3412", per: kWh}
 laundry:
   machines:
-    - {unit: washer1, appliance: washer, billing: cycle, price: "2.50",
+    - {unit: washer1, appliance: washing_machine, billing: cycle, price: "2.50",
        no_show_minutes: 15, no_show_fee: "0.50"}
     - {unit: dryer1, appliance: dryer, billing: energy, price: "0.40",
        hold: "3.00", no_show_minutes: 20}
@@ -325,3 +325,34 @@ def test_laundry_and_move_out_commands(tmp_path: Path) -> None:
     }
     twice = cli("accounts", "move-out", "flat1", *conf)
     assert twice.returncode == 2 and "already closed" in twice.stderr
+
+
+@pytest.mark.parametrize(
+    ("cycles", "charge"),
+    [
+        ('{washing_machine: "2.40"}', "2.40"),  # the tariff prices the cycle
+        ('{dryer: "1.80"}', "2.50"),  # not this appliance: the laundry price
+    ],
+)
+def test_the_tariffs_cycle_price_wins(tmp_path: Path, cycles: str, charge: str) -> None:
+    text = SITE.replace(
+        '      electricity: {price: "0.3412", per: kWh}\n',
+        f'      electricity: {{price: "0.3412", per: kWh}}\n    cycles: {cycles}\n',
+    )
+    config = parse_config(text, tmp_path / "site.yaml")
+    conn = store.connect(tmp_path / "gateway.sqlite3")
+    clock = ManualClock(local("09:00"))
+    site = SitePlan(config)
+    with transaction(conn):
+        accounts.sync_from_config(conn, site, clock.now())
+    laundry.chore(conn, site, clock.now())
+    room = Room(conn, site, clock)
+    room.credit("flat1", "20.00", "t1")
+    room.book("washer1", "flat1", "18:00", "19:00")
+    room.at("18:01")
+    laundry_cycles.cycle_started(conn, "washer1", clock.now())
+    room.at("19:10")
+    posted = laundry_cycles.cycle_ended(
+        conn, "washer1", clock.now(), pricing=site.tariffs
+    )
+    assert posted is not None and posted.entry.amount == -eur(charge)
