@@ -145,11 +145,15 @@ class WmbusListener:
         backoff = REOPEN_MIN_S
         while True:
             receiver = self._factory()
+            delivered = False
             try:
                 await receiver.open()
-                self._health.succeeded(self.bus.id, "receiver", self._clock.now())
                 async for raw in receiver.telegrams():
-                    backoff = REOPEN_MIN_S
+                    if not delivered:
+                        # Healthy once it delivers, not merely once it opens.
+                        delivered = True
+                        backoff = REOPEN_MIN_S
+                        self._health.succeeded(self.bus.id, "receiver", raw.stamp)
                     self.handle(raw)
             except LinkError as err:
                 # The receiver logged its own failure once; the device health

@@ -353,3 +353,25 @@ async def test_lora_unit_is_cut_off_and_reconnected_and_refuses_replays(
         await asyncio.sleep(0.3)
         assert _reported_on(db) == 0
         await attacker.close()
+
+
+async def test_silent_meter_and_receiver_raise_alarms_that_clear_when_heard(
+    tmp_path: Path, pipe: Pipe
+) -> None:
+    bus = (
+        f"  - {{id: air, kind: wmbus, receiver: lines, path: {pipe.path},"
+        " receiver_timeout_s: 1.0, meter_interval_s: 0.2, missed_intervals: 3}"
+    )
+    path = tmp_path / "site.yaml"
+    path.write_text(_yaml(tmp_path / "state", bus, PLAIN_METER))
+    meter = SimulatedMeter(PLAIN_TEMPLATE, step=Decimal("0.001"))
+    async with running(path):
+        db = _db(tmp_path)
+        await _until(lambda: _open_alarms(db, "meter_silent") == ["flat1-water"], 3)
+        await _until(lambda: _open_alarms(db, "receiver_silent") == ["air"], 3)
+
+        # The receiver was closed and reopened meanwhile; it hears the meter.
+        pipe.send(meter.next_frame())
+        await _until(lambda: _readings(db, "flat1-water") == 1, 5)
+        await _until(lambda: not _open_alarms(db, "meter_silent"), 3)
+        assert not _open_alarms(db, "receiver_silent")

@@ -68,6 +68,7 @@ class LineReceiver(Receiver):
         self.tcp = tcp
         self._buf = bytearray()
         self._process: asyncio.subprocess.Process | None = None
+        self._pipe: asyncio.ReadTransport | None = None
         self.bad_lines = 0
 
     def __repr__(self) -> str:
@@ -94,7 +95,7 @@ class LineReceiver(Receiver):
                 # O_RDWR keeps a FIFO open when its writer goes away.
                 fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK)
                 pipe = os.fdopen(fd, "rb", buffering=0)
-                await loop.connect_read_pipe(
+                self._pipe, _ = await loop.connect_read_pipe(
                     lambda: asyncio.StreamReaderProtocol(reader), pipe
                 )
             else:
@@ -110,6 +111,12 @@ class LineReceiver(Receiver):
 
     async def close(self) -> None:
         await super().close()
+        # A FIFO has no writer to close; its read transport must be closed
+        # itself, or it keeps the pipe open and swallows the lines meant for
+        # the reopened receiver.
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            pipe.close()
         process, self._process = self._process, None
         if process is not None and process.returncode is None:
             process.terminate()
