@@ -9,7 +9,6 @@ import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from gateway.history import Bucket, history, period_start
@@ -164,9 +163,3 @@ def totals(conn: sqlite3.Connection, span: Span) -> dict[str, Money]:
     out["consumption"] = cost
     out["standing_charges"] = standing
     return out
-
-
-def quantity_text(value: Decimal) -> str:
-    """Return a quantity without trailing zeros (1.500 -> 1.5)."""
-    text = format(value.normalize(), "f")
-    return text
