@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import structlog
 
-from gateway import emergency, friendly, ledger, outbox, warnings
+from gateway import emergency, friendly, laundry, ledger, outbox, warnings
 from gateway.clock import Stamp
 from gateway.config.credit import contacts_of
 from gateway.ledger import Entry, LedgerError, Posted
@@ -166,13 +166,15 @@ def evaluate(
     entry that caused it.
     """
     rules = rules_of(conn, account_id)
-    balance = ledger.balance(conn, account_id)
+    # Decide on what is available: money held for a laundry booking is
+    # already promised and cannot also keep the lights on.
+    balance = laundry.available(conn, account_id)
     if (
         rules.emergency_automatic
         and emergency.refusal(conn, account_id, rules, automatic=True) is None
     ):
         emergency.lend(conn, account_id, rules, stamp, automatic=True)
-        balance = ledger.balance(conn, account_id)
+        balance = laundry.available(conn, account_id)
     warnings.check(conn, account_id, balance, rules, stamp)
     decision = decide(
         balance, rules, state_of(conn, account_id), friendly.moment(conn, stamp)

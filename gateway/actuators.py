@@ -13,8 +13,8 @@ from typing import Protocol
 
 import structlog
 
-from gateway import accounts, friendly, ledger
-from gateway.clock import Clock
+from gateway import accounts, budgets, friendly, laundry, ledger, messages
+from gateway.clock import Clock, Stamp
 from gateway.health import DeviceHealth
 from gateway.model import FrameError, LinkError, Medium, UnitCommand, UnitState
 from gateway.money import minor_digits
@@ -42,31 +42,24 @@ class UnitLink(Protocol):
 
 
 def desired_command(
-    conn: sqlite3.Connection,
-    site: SitePlan,
-    unit: UnitPlan,
-    now: datetime | None = None,
+    conn: sqlite3.Connection, site: SitePlan, unit: UnitPlan, stamp: Stamp
 ) -> UnitCommand:
     """Return what a unit should do now, from its account's state and balance.
 
     A cut-off water unit whose account has a lifeline stays open with an
     allowance of what is left of today's lifeline; the unit counts it down
-    and closes by itself. The display shows the newest message in force.
+    and closes by itself. A spent sub-budget closes that medium's units only.
+    A laundry machine runs only inside a booked slot, and a cycle once
+    started is never cut off. An operator's override has the last word.
     """
-    now = now or datetime.now(UTC)
-    state = accounts.state_of(conn, unit.account_id)
     balance = ledger.balance(conn, unit.account_id)
-    rules = accounts.rules_of(conn, unit.account_id)
-    supply_on = state != SupplyState.CUT_OFF
-    allowance: Decimal | None = Decimal(0)
-    if supply_on:
-        headroom = rules.remaining(balance).major
-        allowance = site.tariffs.headroom_quantity(
-            unit.account_id, unit.medium, headroom
-        )
-    elif rules.lifeline_litres is not None and unit.medium in _LIFELINE_MEDIA:
-        allowance = _lifeline_left(conn, unit, rules.lifeline_litres, now)
-        supply_on = allowance > 0
+    if unit.kind == "appliance":
+        supply_on, allowance = _appliance(conn, unit, stamp), None
+    else:
+        supply_on, allowance = _supply(conn, site, unit, stamp)
+    override = _override(conn, unit.id, stamp)
+    if override is not None:
+        supply_on, allowance = override, None if override else Decimal(0)
     if allowance is not None:
         allowance = allowance.quantize(_ALLOWANCE_STEP, rounding="ROUND_FLOOR")
     return UnitCommand(
@@ -75,8 +68,45 @@ def desired_command(
         allowance=allowance,
         display_balance_minor=balance.minor,
         display_decimals=minor_digits(balance.currency),
-        message_id=_message_in_force(conn, unit, now),
+        message_id=messages.pending_for_unit(conn, unit.id, stamp),
     )
+
+
+def _supply(
+    conn: sqlite3.Connection, site: SitePlan, unit: UnitPlan, stamp: Stamp
+) -> tuple[bool, Decimal | None]:
+    """Return whether a valve or contactor is on, and what it may still dispense."""
+    state = accounts.state_of(conn, unit.account_id)
+    rules = accounts.rules_of(conn, unit.account_id)
+    exhausted = budgets.medium_exhausted(conn, unit.account_id, unit.medium, stamp)
+    if state != SupplyState.CUT_OFF and not exhausted:
+        headroom = rules.remaining(laundry.available(conn, unit.account_id)).major
+        allowance = site.tariffs.headroom_quantity(
+            unit.account_id, unit.medium, headroom, at=stamp.at, conn=conn
+        )
+        return True, allowance
+    if rules.lifeline_litres is not None and unit.medium in _LIFELINE_MEDIA:
+        left = _lifeline_left(conn, unit, rules.lifeline_litres, stamp.at)
+        return left > 0, left
+    return False, Decimal(0)
+
+
+def _appliance(conn: sqlite3.Connection, unit: UnitPlan, stamp: Stamp) -> bool:
+    """Return whether a washing machine or dryer may run now."""
+    if laundry.cycle_running(conn, unit.id):
+        return True
+    enabled, _why = laundry.appliance_enabled(conn, unit.id, stamp)
+    return enabled
+
+
+def _override(conn: sqlite3.Connection, unit_id: str, stamp: Stamp) -> bool | None:
+    """Return an operator's forced state for the unit (maintenance), if one holds."""
+    row = conn.execute(
+        "SELECT mode FROM unit_overrides WHERE unit_id = ? "
+        "AND (until IS NULL OR until > ?)",
+        (unit_id, stamp.iso()),
+    ).fetchone()
+    return None if row is None else row["mode"] == "on"
 
 
 def _lifeline_left(
@@ -106,23 +136,6 @@ def _lifeline_left(
     )
     # Water is billed in m3; the lifeline is configured in litres.
     return max(litres / 1000 - drawn, Decimal(0))
-
-
-def _message_in_force(
-    conn: sqlite3.Connection, unit: UnitPlan, now: datetime
-) -> int | None:
-    row = conn.execute(
-        """SELECT id FROM display_messages
-           WHERE (unit_id = ? OR (unit_id IS NULL AND account_id = ?))
-             AND (until IS NULL OR until > ?)
-           ORDER BY id DESC LIMIT 1""",
-        (
-            unit.id,
-            unit.account_id,
-            now.astimezone(UTC).isoformat(timespec="milliseconds"),
-        ),
-    ).fetchone()
-    return None if row is None else int(row["id"])
 
 
 class Actuator:
@@ -166,7 +179,7 @@ class Actuator:
     async def cycle(self) -> None:
         """Send each unit its command once; a failing unit does not hold up the rest."""
         for unit in self._units:
-            command = desired_command(self._conn, self._site, unit)
+            command = desired_command(self._conn, self._site, unit, self._clock.now())
             try:
                 state = await self._link.apply(unit.address, unit.id, command)
             except (LinkError, FrameError, ValueError) as err:
@@ -176,6 +189,21 @@ class Actuator:
                 continue
             self._health.succeeded(unit.id, "unit", state.stamp)
             self._record(unit, command, state)
+            self._receipt(unit, state)
+
+    def _receipt(self, unit: UnitPlan, state: UnitState) -> None:
+        """Store the read receipt a unit reports for the message it shows."""
+        read = state.extra.get("message_read")
+        if not isinstance(read, int) or isinstance(read, bool) or read == 0:
+            return
+        try:
+            messages.record_receipt(
+                self._conn, unit.id, read, state.stamp.at, state.stamp
+            )
+        except messages.MessageError as err:
+            log.warning(
+                "receipt_refused", unit=unit.id, message_id=read, error=str(err)
+            )
 
     def _record(self, unit: UnitPlan, command: UnitCommand, state: UnitState) -> None:
         seen = (state.supply_on, state.tamper, state.manual_override)

@@ -22,9 +22,10 @@ def accrue(conn: sqlite3.Connection, site: SitePlan, stamp: Stamp) -> int:
     booked = 0
     for account in site.config.accounts:
         media = sorted({m.medium for m in site.meters_of(account.id)})
+        last_day = _last_day(conn, account.id, today, zone)
         with transaction(conn):
             for medium in media:
-                for day in _days_due(conn, account.id, medium.value, today, zone):
+                for day in _days_due(conn, account.id, medium.value, last_day, zone):
                     charge = site.tariffs.standing_charge(
                         account.id, medium, day, conn=conn
                     )
@@ -47,6 +48,18 @@ def accrue(conn: sqlite3.Connection, site: SitePlan, stamp: Stamp) -> int:
                     booked += not posted.duplicate
             accounts.evaluate(conn, account.id, stamp)
     return booked
+
+
+def _last_day(
+    conn: sqlite3.Connection, account_id: str, today: date, zone: ZoneInfo
+) -> date:
+    """Return the last day an account pays for: today, or the day it was closed."""
+    row = conn.execute(
+        "SELECT closed_at FROM accounts WHERE id = ?", (account_id,)
+    ).fetchone()
+    if row is None or row["closed_at"] is None:
+        return today
+    return min(today, datetime.fromisoformat(row["closed_at"]).astimezone(zone).date())
 
 
 def _days_due(

@@ -226,3 +226,20 @@ def test_a_failed_transaction_leaves_no_trace(
         conn.execute("SELECT last_value FROM meter_state").fetchone()["last_value"]
         == "1"
     )
+
+
+def test_standing_charges_stop_on_the_day_an_account_closes(
+    conn: sqlite3.Connection, config: Config, clock: ManualClock
+) -> None:
+    from gateway import standing
+
+    site = _site(conn, config, clock)  # created 2026-03-01 08:00 UTC
+    clock.advance(timedelta(days=2))
+    with transaction(conn):
+        conn.execute(
+            "UPDATE accounts SET closed_at = ? WHERE id = 'flat1'", (clock.now().iso(),)
+        )
+    clock.advance(timedelta(days=10))
+    assert standing.accrue(conn, site, clock.now()) == 3  # 1, 2 and 3 March
+    assert standing.accrue(conn, site, clock.now()) == 0
+    assert ledger.balance(conn, "flat1") == Money(-75, "EUR")

@@ -192,23 +192,23 @@ def test_water_lifeline_keeps_the_valve_open_for_the_daily_litres(
 
     read("100.000")  # no credit at all: cut off at the first reading
     assert accounts.state_of(conn, "flat1") == SupplyState.CUT_OFF
-    command = desired_command(conn, site, unit, clock.now().at)
+    command = desired_command(conn, site, unit, clock.now())
     assert command.supply_on is True
     assert command.allowance == Decimal("0.050")
 
     read("100.010")  # 10 litres of lifeline drawn, billed as debt
-    command = desired_command(conn, site, unit, clock.now().at)
+    command = desired_command(conn, site, unit, clock.now())
     assert command.allowance == Decimal("0.040")
     read("100.030")
-    command = desired_command(conn, site, unit, clock.now().at)
+    command = desired_command(conn, site, unit, clock.now())
     assert command.allowance == Decimal("0.020")
     read("100.080")  # the whole lifeline and more: the valve closes
-    command = desired_command(conn, site, unit, clock.now().at)
+    command = desired_command(conn, site, unit, clock.now())
     assert command.supply_on is False and command.allowance == Decimal("0.000")
     balance = conn.execute("SELECT balance_minor FROM balances").fetchone()[0]
     assert balance == -32  # 80 litres at 4.00 EUR a m3
 
     # The next local day brings a new lifeline.
     clock.set(datetime(2026, 5, 7, 0, 5, tzinfo=BERLIN))
-    command = desired_command(conn, site, unit, clock.now().at)
+    command = desired_command(conn, site, unit, clock.now())
     assert command.supply_on is True and command.allowance == Decimal("0.050")
