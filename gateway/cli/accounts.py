@@ -44,7 +44,9 @@ def status(config_path: ConfigOption = DEFAULT_CONFIG) -> None:
         "FROM accounts a JOIN balances b ON b.account_id = a.id ORDER BY a.id"
     ):
         balance = ledger.balance(conn, row["id"])
-        style = {"cut_off": "red", "low": "yellow"}.get(row["state"], "green")
+        style = {"cut_off": "red", "pending_cut_off": "magenta", "low": "yellow"}.get(
+            row["state"], "green"
+        )
         accounts.add_row(
             row["id"],
             row["name"],
@@ -238,7 +240,8 @@ def topup(
     else:
         if repayment is not None:
             typer.echo(
-                f"repaid first: {-repayment.amount} of emergency credit ({repayment.ref})"
+                f"repaid first: {-repayment.amount} of emergency credit "
+                f"({repayment.ref})"
             )
         typer.echo(f"applied: {money} to {account_id}, balance now {balance}")
 
