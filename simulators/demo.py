@@ -24,27 +24,18 @@ from typing import Annotated
 
 import typer
 
-from drivers.lora.simulated import named_ether
-from simulators.dispensing_unit import DispensingUnitSimulator
-from simulators.lora_unit import LoraDispensingUnit
-from simulators.mbus_meter import MbusMeterSimulator, SimMeter, corpus_frame
-from simulators.wmbus_meter import (
-    MODE5_TEMPLATE,
-    MODE5_TEMPLATE_KEY,
-    PLAIN_TEMPLATE,
-    Im871aStick,
-    SimulatedMeter,
+from simulators.demo_radio import (
+    RADIO_FLATS,
+    RadioSide,
+    radio_summary,
+    radio_yaml,
 )
+from simulators.dispensing_unit import DispensingUnitSimulator
+from simulators.mbus_meter import MbusMeterSimulator, SimMeter, corpus_frame
 
 FLATS = 6
 LOW_FLAT = 6  # the flat that runs out during the demo
 TOPUP_AT_S = 40.0
-RADIO_FLATS = (1, LOW_FLAT)  # flats with a wireless meter and a LoRa valve
-ETHER = "demo"
-# Demo keys only: a real site writes each device's own key into its config.
-WMBUS_KEY = "4E6F7420612072656164206B65792121"
-LORA_KEY = "44656D6F204C6F5261206B6579212121"
-WARM_LITRES_PER_S = Decimal("2")  # while a LoRa valve is open; demo time is fast
 
 
 @dataclass(frozen=True)
@@ -122,7 +113,7 @@ def demo(
                 [f.contactor for f in flats] + [f.valve for f in flats]
             )
         )
-        radio = _Radio(flats)
+        radio = RadioSide(flats)
         radio.stick.start()
         stack.callback(radio.stick.stop)
         config_path = state_dir / "site.yaml"
@@ -163,7 +154,7 @@ class _Building:
         flats: list[Flat],
         meters: MbusMeterSimulator,
         units: DispensingUnitSimulator,
-        radio: _Radio,
+        radio: RadioSide,
     ) -> None:
         self._flats = flats
         self._meters = meters
@@ -200,74 +191,10 @@ class _Building:
             self._radio.follow_valves()
 
 
-class _Radio:
-    """The building's radio side: wireless meters behind a simulated iM871A
-    stick, and LoRa valves that the daemon reaches through the named ether."""
-
-    def __init__(self, flats: list[Flat]) -> None:
-        self.flats = [f for f in flats if f.number in RADIO_FLATS]
-        key = bytes.fromhex(WMBUS_KEY)
-        # Flat 1's meter sends in clear, flat 6's in AES mode 5.
-        self.meters = {
-            self.flats[0].number: SimulatedMeter(PLAIN_TEMPLATE, step=Decimal(0)),
-            self.flats[1].number: SimulatedMeter(
-                MODE5_TEMPLATE, MODE5_TEMPLATE_KEY, key, Decimal(0)
-            ),
-        }
-        self.stick = Im871aStick(list(self.meters.values()), interval_s=1.0, seed=4)
-        self.valves: dict[int, LoraDispensingUnit] = {}
-
-    def start_valves(self) -> list[asyncio.Task[None]]:
-        """Start the LoRa valves on the running loop, where the daemon's radio is."""
-        air = named_ether(ETHER)
-        flow = WARM_LITRES_PER_S * 3600 / 1000
-        for f in self.flats:
-            self.valves[f.number] = LoraDispensingUnit(
-                air.radio(f"valve-{f.number}"),
-                f.lora_valve,
-                bytes.fromhex(LORA_KEY),
-                flow_per_hour=flow,
-                status_interval_s=15.0,
-                tick_s=0.5,
-            )
-        return [asyncio.create_task(v.run()) for v in self.valves.values()]
-
-    def follow_valves(self) -> None:
-        """Let warm water run through each wireless meter while its valve is open."""
-        for number, meter in self.meters.items():
-            valve = self.valves.get(number)
-            running = valve is not None and valve.supply_on
-            meter.step = WARM_LITRES_PER_S / 1000 if running else Decimal(0)
-
-
-def _radio_yaml(radio: _Radio) -> tuple[list[str], list[str], list[str]]:
-    """Return the radio side's bus, meter and unit lines for the site YAML."""
-    buses = [
-        f"  - {{id: air, kind: wmbus, receiver: im871a, port: {radio.stick.port},"
-        " mode: T1, receiver_timeout_s: 30, meter_interval_s: 1}",
-        f"  - {{id: lora, kind: lora, radio: simulated, ether: {ETHER},"
-        " spreading_factor: 7, poll_interval_s: 2, display_refresh_s: 60}",
-    ]
-    meters = []
-    for f, meter in zip(radio.flats, radio.meters.values(), strict=True):
-        key = f", key: '{WMBUS_KEY}'" if meter.mode == 5 else ""
-        meters.append(
-            f"  - {{id: {f.account}-warm-water, bus: air, secondary_id:"
-            f" '{meter.meter_id}', medium: warm_water, account: {f.account},"
-            f" max_rate_per_hour: 100{key}}}"
-        )
-    units = [
-        f"  - {{id: {f.account}-lora-valve, bus: lora, address: {f.lora_valve},"
-        f" kind: valve, meters: [{f.account}-warm-water], key: '{LORA_KEY}'}}"
-        for f in radio.flats
-    ]
-    return buses, meters, units
-
-
 def _config_yaml(
-    flats: list[Flat], mbus_port: str, rs485_port: str, radio: _Radio
+    flats: list[Flat], mbus_port: str, rs485_port: str, radio: RadioSide
 ) -> str:
-    radio_buses, radio_meters, radio_units = _radio_yaml(radio)
+    radio_buses, radio_meters, radio_units = radio_yaml(radio)
     lines = [
         "# Written by `prepaidgw demo`: a simulated building on pseudo-terminals.",
         "site: {id: demo-house, name: Demo House, timezone: Europe/Berlin, "
@@ -353,7 +280,7 @@ def _intro(config_path: Path, mbus_port: str, rs485_port: str, duration: float) 
 
 
 async def _run(
-    config_path: Path, flats: list[Flat], duration: float, radio: _Radio
+    config_path: Path, flats: list[Flat], duration: float, radio: RadioSide
 ) -> None:
     from gateway import ledger
     from gateway.clock import SystemClock
@@ -415,7 +342,7 @@ async def _run(
                     )
             if int(elapsed) % 10 == 0:
                 _summary(daemon.conn, flats, elapsed)
-                _radio_summary(daemon.conn, radio, elapsed)
+                radio_summary(daemon.conn, radio, elapsed)
         stop.set()
 
     valves = radio.start_valves()
@@ -452,30 +379,3 @@ def _summary(conn: object, flats: list[Flat], elapsed: float) -> None:
             )
         )
     typer.echo(f"[demo] t={elapsed:.0f}s  " + " | ".join(parts))
-
-
-def _radio_summary(conn: object, radio: _Radio, elapsed: float) -> None:
-    import sqlite3
-
-    assert isinstance(conn, sqlite3.Connection)
-    parts = []
-    for f in radio.flats:
-        valve = radio.valves[f.number]
-        row = conn.execute(
-            "SELECT count(*), max(value) FROM readings WHERE meter_id = ?",
-            (f"{f.account}-warm-water",),
-        ).fetchone()
-        allowance = "-" if valve.allowance is None else f"{valve.allowance} m3"
-        parts.append(
-            f"{f.account} wM-Bus {row[0]} readings {row[1] or '-'} m3, LoRa valve "
-            f"{'on' if valve.supply_on else 'off'} allowance {allowance} "
-            f"display {valve.display()}"
-        )
-    # The duty cycle binds each transmitter: show the gateway's own airtime.
-    sent = named_ether(ETHER).sent
-    air = sum(t for _, name, _, t in sent if name.startswith("gateway:"))
-    typer.echo(
-        f"[demo] t={elapsed:.0f}s  radio: "
-        + " | ".join(parts)
-        + f" | gateway LoRa airtime {air:.2f} s of 36 s an hour"
-    )
