@@ -9,24 +9,21 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from gateway import accounts, ledger, store  # noqa: E402
-from gateway.billing import process_reading  # noqa: E402
-from gateway.clock import Stamp  # noqa: E402
-from gateway.config import parse_config  # noqa: E402
-from gateway.ledger import EntryKind, NewEntry  # noqa: E402
-from gateway.model import Reading  # noqa: E402
-from gateway.money import Money  # noqa: E402
-from gateway.site import SitePlan  # noqa: E402
-from gateway.store import transaction  # noqa: E402
+from gateway import accounts, ledger, store
+from gateway.billing import process_reading
+from gateway.clock import Stamp
+from gateway.config import parse_config
+from gateway.ledger import EntryKind, NewEntry
+from gateway.model import Reading
+from gateway.money import Money
+from gateway.site import SitePlan
+from gateway.store import transaction
 
 SITE = """
 site: {id: bench, currency: EUR}
@@ -73,16 +70,26 @@ def pipeline(path: Path, n: int, meters: int = 50) -> float:
     with transaction(conn):
         accounts.sync_from_config(conn, site, Stamp(at, True))
         for i in range(meters):
-            ledger.post(conn, NewEntry(f"t{i}", f"a{i}", EntryKind.TOPUP,
-                                       Money(10**9, "EUR"), "bench", Stamp(at, True)))
+            ledger.post(
+                conn,
+                NewEntry(
+                    f"t{i}",
+                    f"a{i}",
+                    EntryKind.TOPUP,
+                    Money(10**9, "EUR"),
+                    "bench",
+                    Stamp(at, True),
+                ),
+            )
     values = [Decimal(1000)] * meters
     began = time.perf_counter()
     for k in range(n):
         i = k % meters
         values[i] += Decimal("0.137")
         at += timedelta(seconds=1)
-        process_reading(conn, site,
-                        Reading(f"m{i}", values[i], "kWh", Stamp(at, True), "bench"))
+        process_reading(
+            conn, site, Reading(f"m{i}", values[i], "kWh", Stamp(at, True), "bench")
+        )
     took = time.perf_counter() - began
     conn.close()
     return n / took
@@ -91,8 +98,12 @@ def pipeline(path: Path, n: int, meters: int = 50) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=3000)
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="directory on the disk to measure (default: a temp dir)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="directory on the disk to measure (default: a temp dir)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         base = Path(tmp)

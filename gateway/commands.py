@@ -383,9 +383,8 @@ def _account_upsert(
 def _tariff_set(
     conn: sqlite3.Connection, cid: str, args: schemas.TariffSet, now: Stamp
 ) -> tuple[dict[str, Any], bool]:
-    # LIMITATION: the tariff engine (gateway.tariffs) still prices from the
-    # YAML only; scheduled tariffs are stored here and reported back, but do
-    # not change what consumption costs until the engine reads this table.
+    # The tariff engine (gateway.tariffs) merges these rows with the YAML's
+    # versions; a trigger of migration 0003 tells it when to reread them.
     prices = {m: p.model_dump(mode="json") for m, p in args.prices.items()}
     conn.execute(
         """INSERT INTO tariff_schedule (tariff_id, effective_at, prices, command_id,

@@ -106,13 +106,10 @@ class Daemon:
         return job
 
     def _modbus_job(self, bus: ModbusBus) -> Callable[[], Awaitable[None]]:
-        units = [u for u in self.site.units.values() if u.bus_id == bus.id]
-        wake = self._wake.setdefault(bus.id, asyncio.Event())
-
-        async def job() -> None:
+        def link() -> UnitLink:
             from drivers.modbus.unit_bus import ModbusUnitBus
 
-            link: UnitLink = ModbusUnitBus(
+            return ModbusUnitBus(
                 bus.port,
                 baudrate=bus.baudrate,
                 parity=bus.parity,
@@ -120,16 +117,27 @@ class Daemon:
                 retries=bus.retries,
                 watchdog_s=bus.watchdog_s,
             )
+
+        return self._actuator_job(bus.id, link, bus.poll_interval_s)
+
+    def _actuator_job(
+        self, bus_id: str, make_link: Callable[[], UnitLink], interval_s: float
+    ) -> Callable[[], Awaitable[None]]:
+        """Return a job that keeps the units of one bus in line through a fresh link."""
+        units = [u for u in self.site.units.values() if u.bus_id == bus_id]
+        wake = self._wake.setdefault(bus_id, asyncio.Event())
+
+        async def job() -> None:
             actuator = Actuator(
-                bus.id,
-                link,
+                bus_id,
+                make_link(),
                 units,
                 self.conn,
                 self.site,
                 self.health,
                 self.clock,
                 wake,
-                bus.poll_interval_s,
+                interval_s,
             )
             await actuator.run()
 
@@ -164,29 +172,15 @@ class Daemon:
         return job
 
     def _lora_job(self, bus: LoraBus) -> Callable[[], Awaitable[None]]:
-        units = [u for u in self.site.units.values() if u.bus_id == bus.id]
         configured = [u for u in self.config.units if u.bus == bus.id]
-        wake = self._wake.setdefault(bus.id, asyncio.Event())
 
-        async def job() -> None:
+        def link() -> UnitLink:
             # The radio (pyLoRa for sx127x) is imported only when opened.
             from gateway.lora_units import LoraUnits
 
-            link = LoraUnits(bus, configured, self.conn, self.health, self.clock)
-            actuator = Actuator(
-                bus.id,
-                link,
-                units,
-                self.conn,
-                self.site,
-                self.health,
-                self.clock,
-                wake,
-                bus.poll_interval_s,
-            )
-            await actuator.run()
+            return LoraUnits(bus, configured, self.conn, self.health, self.clock)
 
-        return job
+        return self._actuator_job(bus.id, link, bus.poll_interval_s)
 
     def wake_actuators(self) -> None:
         """Ask every unit bus to re-send commands now instead of at its next poll."""

@@ -233,48 +233,6 @@ def _tariff_problems(config: Config) -> Iterable[Problem]:
         yield Problem(path, message, value, value is not None)
 
 
-def _credit_problems(config: Config) -> Iterable[Problem]:
-    """Check credit amounts against the currency, and every resident's contact.
-
-    A contact can hold a password or an API token, so its problems never
-    carry the value itself.
-    """
-    from gateway.config.credit import contact_problem, contacts_of
-
-    digits = minor_digits(config.site.currency)
-    email_via = config.credit.notify.email_via
-    amounts: list[tuple[Path_, Decimal]] = [
-        (("credit", "unsynced_debt_floor"), config.credit.unsynced_debt_floor)
-    ]
-    for prefix, rules in [(("credit", "defaults"), config.credit.defaults)] + [
-        (("accounts", i, "credit"), a.credit)
-        for i, a in enumerate(config.accounts)
-        if a.credit is not None
-    ]:
-        if rules.max_balance is not None:
-            amounts.append(((*prefix, "max_balance"), rules.max_balance))
-        if rules.emergency is not None:
-            amounts.append(((*prefix, "emergency", "amount"), rules.emergency.amount))
-        if rules.warnings is not None:
-            for j, level in enumerate(rules.warnings.remaining_below):
-                amounts.append(((*prefix, "warnings", "remaining_below", j), level))
-    for path, amount in amounts:
-        if int(amount.as_tuple().exponent) < -digits:
-            yield Problem(
-                path, f"{config.site.currency} has {digits} decimal places", amount, True
-            )
-    if email_via is not None and contact_problem(email_via, None) is not None:
-        yield Problem(
-            ("credit", "notify", "email_via"),
-            "is not an apprise mailto:// or mailtos:// URL",
-        )
-    for i, a in enumerate(config.accounts):
-        for j, contact in enumerate(contacts_of(a.contact)):
-            problem = contact_problem(contact, email_via)
-            if problem is not None:
-                yield Problem(("accounts", i, "contact", j), f"contact {problem}")
-
-
 def _wireless_meter_problems(
     i: int, meter: Meter, kind: str | None, seen: dict[tuple[str, str], str]
 ) -> Iterable[Problem]:
@@ -314,6 +272,51 @@ def _unit_link_problems(i: int, unit: Unit, kind: str | None) -> Iterable[Proble
         )
     if kind == "modbus" and unit.key is not None:
         yield Problem(("units", i, "key"), "a key is used only for units on a lora bus")
+
+
+def _credit_problems(config: Config) -> Iterable[Problem]:
+    """Check credit amounts against the currency, and every resident's contact.
+
+    A contact can hold a password or an API token, so its problems never
+    carry the value itself.
+    """
+    from gateway.config.credit import contact_problem, contacts_of
+
+    digits = minor_digits(config.site.currency)
+    email_via = config.credit.notify.email_via
+    amounts: list[tuple[Path_, Decimal]] = [
+        (("credit", "unsynced_debt_floor"), config.credit.unsynced_debt_floor)
+    ]
+    for prefix, rules in [(("credit", "defaults"), config.credit.defaults)] + [
+        (("accounts", i, "credit"), a.credit)
+        for i, a in enumerate(config.accounts)
+        if a.credit is not None
+    ]:
+        if rules.max_balance is not None:
+            amounts.append(((*prefix, "max_balance"), rules.max_balance))
+        if rules.emergency is not None:
+            amounts.append(((*prefix, "emergency", "amount"), rules.emergency.amount))
+        if rules.warnings is not None:
+            for j, level in enumerate(rules.warnings.remaining_below):
+                amounts.append(((*prefix, "warnings", "remaining_below", j), level))
+    for path, amount in amounts:
+        if int(amount.as_tuple().exponent) < -digits:
+            yield Problem(
+                path,
+                f"{config.site.currency} has {digits} decimal places",
+                amount,
+                True,
+            )
+    if email_via is not None and contact_problem(email_via, None) is not None:
+        yield Problem(
+            ("credit", "notify", "email_via"),
+            "is not an apprise mailto:// or mailtos:// URL",
+        )
+    for i, a in enumerate(config.accounts):
+        for j, contact in enumerate(contacts_of(a.contact)):
+            problem = contact_problem(contact, email_via)
+            if problem is not None:
+                yield Problem(("accounts", i, "contact", j), f"contact {problem}")
 
 
 def _prepaid_rule_problems(config: Config) -> Iterable[Problem]:

@@ -8,9 +8,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway.config.budgets import Budget
 from gateway.config.cloud import Cloud
-from gateway.config.radio import AesKey, LoraBus, WmbusBus
 from gateway.config.credit import AccountCredit, Contact, CreditSettings
+from gateway.config.laundry import Laundry
+from gateway.config.radio import AesKey, LoraBus, WmbusBus
 from gateway.config.tariffs import Price as Price  # re-exported for older imports
 from gateway.config.tariffs import Tariff
 from gateway.model import Medium
@@ -160,6 +162,8 @@ class Config(Strict):
     accounts: list[Account] = []
     tariffs: list[Tariff] = Field(min_length=1)
     cloud: Cloud | None = None
+    budgets: list[Budget] = []
+    laundry: Laundry | None = None
     credit: CreditSettings = Field(default_factory=CreditSettings)
 
     def money(self, amount: Decimal) -> Money:
