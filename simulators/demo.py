@@ -96,6 +96,13 @@ def demo(
     keep: Annotated[
         bool, typer.Option(help="Keep the previous demo's database.")
     ] = False,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT of an MQTT broker (plain TCP, a development site: "
+            "unsigned commands accepted). Without it the outbox just fills."
+        ),
+    ] = None,
 ) -> None:
     """Run a simulated building (no hardware, no broker) with the real daemon."""
     from gateway import log
@@ -117,7 +124,8 @@ def demo(
         radio.stick.start()
         stack.callback(radio.stick.stop)
         config_path = state_dir / "site.yaml"
-        config_path.write_text(_config_yaml(flats, meters.port, units.port, radio))
+        config_text = _config_yaml(flats, meters.port, units.port, radio)
+        config_path.write_text(config_text + _cloud_yaml(broker))
         _intro(config_path, meters.port, units.port, duration)
         building = _Building(flats, meters, units, radio)
         building.start()
@@ -189,6 +197,20 @@ class _Building:
                         f.water_meter, self._meters.value(f.water_meter) + m3
                     )
             self._radio.follow_valves()
+
+
+def _cloud_yaml(broker: str | None) -> str:
+    """Return the config's cloud section for --broker HOST:PORT, or nothing."""
+    if broker is None:
+        return ""
+    host, _, port = broker.rpartition(":")
+    if not host or not port.isdigit():
+        raise typer.BadParameter(
+            f"expected HOST:PORT, got {broker!r}", param_hint="--broker"
+        )
+    return (
+        f"cloud: {{host: {host}, port: {port}, tls: false, development_site: true}}\n"
+    )
 
 
 def _config_yaml(
