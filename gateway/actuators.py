@@ -16,6 +16,7 @@ import structlog
 from gateway import accounts, budgets, friendly, laundry, ledger, messages
 from gateway.clock import Clock, Stamp
 from gateway.health import DeviceHealth
+from gateway.laundry_watch import CycleWatch
 from gateway.model import FrameError, LinkError, Medium, UnitCommand, UnitState
 from gateway.money import minor_digits
 from gateway.policy import SupplyState
@@ -163,6 +164,7 @@ class Actuator:
         self._wake = wake
         self._interval = interval_s
         self._reported: dict[str, tuple[bool, bool, bool]] = {}
+        self._cycles = CycleWatch(site)
 
     async def run(self) -> None:
         """Open the bus, then bring every unit in line each cycle or on wake-up."""
@@ -190,6 +192,10 @@ class Actuator:
             self._health.succeeded(unit.id, "unit", state.stamp)
             self._record(unit, command, state)
             self._receipt(unit, state)
+            if unit.kind == "appliance":
+                self._cycles.observe(
+                    self._conn, unit, state, state.stamp, self._clock.monotonic()
+                )
 
     def _receipt(self, unit: UnitPlan, state: UnitState) -> None:
         """Store the read receipt a unit reports for the message it shows."""

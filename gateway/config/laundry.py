@@ -48,6 +48,13 @@ class Machine(BaseModel):
         Decimal(0), ge=0, description="charged on a no-show; 0 releases it free"
     )
     max_slot_minutes: int = Field(240, ge=10, le=24 * 60)
+    idle_end_s: float = Field(
+        600.0,
+        gt=0,
+        le=3600,
+        description="a cycle has ended once the machine's counter stood still this "
+        "long (soak and spin pauses are shorter)",
+    )
 
 
 class Laundry(BaseModel):
