@@ -100,6 +100,11 @@ def process_reading(
 
         cost_accrued = Decimal(state["cost_accrued"])
         billed = Money(state["billed_minor"], site.currency)
+        quantity_total = Decimal(state["quantity_total"]) + verdict.consumption
+        quantity_booked = Decimal(state["quantity_booked"])
+        value_booked: str | None = state["value_booked"]
+        if value_booked is None and previous.value is not None:
+            value_booked = str(previous.value)
         debit: Money | None = None
         # A closed account (its resident moved out) is billed nothing more:
         # the reading still advances the meter's last value (a vacant flat).
@@ -130,31 +135,37 @@ def process_reading(
                         booked=reading.stamp,
                         meter_id=plan.id,
                         medium=plan.medium.value,
-                        quantity=verdict.consumption,
+                        # Everything since the meter's previous entry, so
+                        # that entries add up to what the meter measured.
+                        quantity=quantity_total - quantity_booked,
                         unit=plan.unit,
                         detail={
-                            "from": str(previous.value),
+                            "from": value_booked,
                             "to": str(value),
                             "verdict": verdict.verdict.value,
                             "tariff": charge.detail(),
                         },
                     ),
                 )
+                quantity_booked, value_booked = quantity_total, str(value)
             billed = due
 
         remember = verdict.remember
         conn.execute(
             """UPDATE meter_state SET last_value = ?, last_unit = ?, last_taken_at = ?,
                    quantity_total = ?, cost_accrued = ?, billed_minor = ?,
+                   quantity_booked = ?, value_booked = ?,
                    suspect_value = ?, suspect_count = ?
                WHERE meter_id = ?""",
             (
                 None if remember.value is None else str(remember.value),
                 plan.unit,
                 None if remember.taken_at is None else remember.taken_at.isoformat(),
-                str(Decimal(state["quantity_total"]) + verdict.consumption),
+                str(quantity_total),
                 str(cost_accrued),
                 billed.minor,
+                str(quantity_booked),
+                value_booked,
                 None if remember.suspect_value is None else str(remember.suspect_value),
                 remember.suspect_count,
                 plan.id,
@@ -208,7 +219,8 @@ def _meter_state(conn: sqlite3.Connection, plan: MeterPlan) -> sqlite3.Row:
     # keeps its last value, but the new account's exact-cost accrual starts
     # from zero: no remainder of the old account's is billed to the new one.
     conn.execute(
-        "UPDATE meter_state SET account_id = ?, cost_accrued = '0', billed_minor = 0 "
+        "UPDATE meter_state SET account_id = ?, cost_accrued = '0', billed_minor = 0, "
+        "quantity_booked = quantity_total, value_booked = last_value "
         "WHERE meter_id = ? AND account_id != ?",
         (plan.account_id, plan.id, plan.account_id),
     )

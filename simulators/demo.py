@@ -74,10 +74,10 @@ class Flat:
 
 def _flats() -> list[Flat]:
     flats = [
-        Flat(n, "60.00", 6_000 + 500 * n, Decimal("0.05")) for n in range(1, FLATS)
+        Flat(n, "60.00", 6_000 + 500 * n, Decimal("0.5")) for n in range(1, FLATS)
     ]
     # Close to running out: 4.00 EUR at about 0.17 EUR a second.
-    flats.append(Flat(LOW_FLAT, "4.00", 1_800_000, Decimal("0.02")))
+    flats.append(Flat(LOW_FLAT, "4.00", 1_800_000, Decimal("0.2")))
     return flats
 
 
@@ -181,20 +181,34 @@ class _Building:
     def _run(self) -> None:
         tick = 0.25
         last = time.monotonic()
+        # Exact use so far, in Wh and m3; the registers show it cut to their step.
+        used = {f.number: [Decimal(0), Decimal(0)] for f in self._flats}
+        start = {
+            f.number: (
+                self._meters.value(f.elec_meter),
+                self._meters.value(f.water_meter),
+            )
+            for f in self._flats
+        }
         while not self._stop.wait(tick):
             now = time.monotonic()
             dt = Decimal(str(round(now - last, 3)))
             last = now
             for f in self._flats:
+                elec, water = used[f.number]
                 if self._units.relay_on(f.contactor):
-                    wh = (f.watts * dt / 3600).quantize(Decimal(1))
+                    used[f.number][0] = elec + f.watts * dt / 3600
                     self._meters.set_value(
-                        f.elec_meter, self._meters.value(f.elec_meter) + wh
+                        f.elec_meter,
+                        start[f.number][0]
+                        + used[f.number][0].quantize(Decimal(1), "ROUND_FLOOR"),
                     )
                 if self._units.relay_on(f.valve):
-                    m3 = (f.litres_per_s * dt / 1000).quantize(Decimal("0.001"))
+                    used[f.number][1] = water + f.litres_per_s * dt / 1000
                     self._meters.set_value(
-                        f.water_meter, self._meters.value(f.water_meter) + m3
+                        f.water_meter,
+                        start[f.number][1]
+                        + used[f.number][1].quantize(Decimal("0.001"), "ROUND_FLOOR"),
                     )
             self._radio.follow_valves()
 

@@ -97,6 +97,20 @@ def test_thousand_small_readings_carry_sub_cent_remainders(
         value += Decimal("0.001")  # 0.03412 cents each: nothing, if rounded each time
         _read(conn, site, clock, value)
     assert _debited(conn) == 34  # 1 kWh x 0.3412 EUR = 34.12 cents, rounded once
+    # Every entry states the quantity since the previous one, so the entries
+    # add up to what the meter measured, up to the last entry.
+    quantities = [
+        Decimal(q)
+        for (q,) in conn.execute(
+            "SELECT quantity FROM ledger_entries WHERE kind = 'consumption'"
+        )
+    ]
+    booked = conn.execute(
+        "SELECT quantity_booked, quantity_total FROM meter_state"
+    ).fetchone()
+    assert sum(quantities, Decimal(0)) == Decimal(booked["quantity_booked"])
+    assert Decimal(booked["quantity_total"]) == Decimal(1)
+    assert Decimal(1) - Decimal(booked["quantity_booked"]) < Decimal("0.03")
 
 
 def test_repeated_value_debits_nothing(
