@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
@@ -28,6 +29,14 @@ MINOR_DIGITS: dict[str, int] = {
     "ISK": 0,
     "KWD": 3,
 }
+
+
+# The largest amount one Money may hold, in minor units (10 trillion EUR). It
+# keeps every sum of amounts far inside SQLite's 64-bit integers, which would
+# otherwise overflow silently into floating point.
+MAX_MINOR = 10**15
+
+_PLAIN_AMOUNT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 
 
 class MoneyError(ValueError):
@@ -64,6 +73,8 @@ class Money:
     def __post_init__(self) -> None:
         if not isinstance(self.minor, int) or isinstance(self.minor, bool):
             raise MoneyError(f"money holds whole minor units, got {self.minor!r}")
+        if abs(self.minor) > MAX_MINOR:
+            raise MoneyError(f"{self.minor} minor units is beyond any real amount")
         minor_digits(self.currency)
 
     # Construction -------------------------------------------------------
@@ -75,8 +86,11 @@ class Money:
     @classmethod
     def parse(cls, text: str | Decimal | int, currency: str) -> Money:
         """Read an exact amount in major units ("12.50"); refuse sub-minor digits."""
+        plain = str(text).strip()
+        if not isinstance(text, Decimal | int) and not _PLAIN_AMOUNT.fullmatch(plain):
+            raise MoneyError(f"{text!r} is not an amount: write it like 12.50")
         try:
-            major = Decimal(str(text).strip())
+            major = Decimal(plain)
         except InvalidOperation:
             raise MoneyError(
                 f"{text!r} is not an amount: write it like 12.50"
@@ -89,6 +103,8 @@ class Money:
                 f"{text} {currency} has more than {minor_digits(currency)} decimal "
                 f"places: {currency} cannot hold it exactly"
             )
+        if abs(scaled) > MAX_MINOR:
+            raise MoneyError(f"{text} {currency} is more than any real amount")
         return cls(int(scaled), currency)
 
     @classmethod

@@ -54,5 +54,10 @@ def _register() -> None:
 
 
 def main() -> None:
+    from gateway import log
+
+    # Commands print their own results; only warnings from the code beneath
+    # them go to stderr. `run` and `demo` set up logging for a daemon.
+    log.configure(json=False, level="WARNING", cache=False)
     _register()
     app()

@@ -33,7 +33,7 @@ def status(config_path: ConfigOption = DEFAULT_CONFIG) -> None:
     from gateway.money import Money
 
     config = load(config_path)
-    conn = open_db(config)
+    conn = open_db(config, create=False)
     console = Console()
 
     accounts = Table(title=f"Accounts — {config.site.id}")
@@ -92,27 +92,29 @@ def status(config_path: ConfigOption = DEFAULT_CONFIG) -> None:
     console.print(meters)
 
     buses = Table(title="Buses")
-    for col in ("bus", "kind", "port", "devices ok", "failing"):
+    for col in ("bus", "kind", "port", "devices ok", "failing", "not yet heard"):
         buses.add_column(col)
     for bus in config.buses:
         ids = [m.id for m in config.meters if m.bus == bus.id] + [
             u.id for u in config.units if u.bus == bus.id
         ]
         marks = ",".join("?" * len(ids)) or "''"
-        failing = [
-            r["device_id"]
+        seen = {
+            r["device_id"]: bool(r["ok"])
             for r in conn.execute(
-                "SELECT device_id FROM device_health WHERE ok = 0 "
-                f"AND device_id IN ({marks})",
+                f"SELECT device_id, ok FROM device_health WHERE device_id IN ({marks})",
                 ids,
             )
-        ]
+        }
+        failing = [d for d in ids if seen.get(d) is False]
+        unheard = [d for d in ids if d not in seen]
         buses.add_row(
             bus.id,
             bus.kind,
             bus.port,
-            f"{len(ids) - len(failing)}/{len(ids)}",
+            f"{sum(seen.values())}/{len(ids)}",
             ", ".join(failing) or "-",
+            ", ".join(unheard) or "-",
         )
     console.print(buses)
 
@@ -147,7 +149,7 @@ def show(
     from gateway import accounts, ledger
 
     config = load(config_path)
-    conn = open_db(config)
+    conn = open_db(config, create=False)
     row = conn.execute("SELECT * FROM accounts WHERE id = ?", (account_id,)).fetchone()
     if row is None:
         known = ", ".join(r["id"] for r in conn.execute("SELECT id FROM accounts"))
@@ -179,7 +181,13 @@ def show(
 
 def topup(
     account_id: Annotated[str, typer.Argument(help="Account to credit.")],
-    amount: Annotated[str, typer.Argument(help="Amount in major units, e.g. 20.00.")],
+    amount: Annotated[
+        str,
+        typer.Argument(
+            help="Amount in major units, e.g. 20.00; more than zero (to take "
+            "money back, the cloud books a reversal or adjustment)."
+        ),
+    ],
     ref: Annotated[
         str,
         typer.Option(
@@ -227,8 +235,14 @@ def topup(
             repayment = accounts.accept_topup(conn, posted, stamp)
             accounts.evaluate(conn, account_id, stamp)
             balance = ledger.balance(conn, account_id)
-    except IdempotencyConflict as err:
-        fail(str(err))
+    except IdempotencyConflict:
+        first = ledger.get_entry(conn, f"topup:admin:{ref}")
+        assert first is not None
+        fail(
+            f"reference {ref} was already used at {first.booked_at} for "
+            f"{first.amount} to {first.account_id}; nothing changed. A different "
+            f"top-up needs its own reference."
+        )
     except LedgerError as err:
         fail(str(err))
     if posted.duplicate:
@@ -272,6 +286,9 @@ def history(
     chosen = output_format(fmt)
     if sum(x is not None for x in (days, weeks, months)) > 1:
         fail("give one of --days, --weeks or --months")
+    for name, count in (("--days", days), ("--weeks", weeks), ("--months", months)):
+        if count is not None and count < 1:
+            fail(f"{name} must be 1 or more, got {count}")
     config = load(config_path)
     zone = ZoneInfo(config.site.timezone)
     stamp = SystemClock().now()
@@ -286,7 +303,7 @@ def history(
         first = period_start(today, "week") - timedelta(weeks=max(weeks, 1) - 1)
     else:
         bucket, first = "day", today - timedelta(days=max(days or 7, 1) - 1)
-    conn = open_db(config)
+    conn = open_db(config, create=False)
     if (
         conn.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)).fetchone()
         is None

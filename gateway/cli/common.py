@@ -40,13 +40,23 @@ def load(path: Path) -> Config:
         fail(f"configuration has {len(err.lines)} problem(s):\n" + "\n".join(err.lines))
 
 
-def open_db(config: Config) -> sqlite3.Connection:
-    """Open the site's database (WAL: safe while the daemon runs)."""
+def open_db(config: Config, *, create: bool = True) -> sqlite3.Connection:
+    """Open the site's database (WAL: safe while the daemon runs).
+
+    Commands that only look (`create=False`) refuse to create a database, so
+    that running them before the service does not leave a state directory
+    owned by the wrong user.
+    """
     from gateway import accounts
     from gateway.clock import SystemClock
     from gateway.site import SitePlan
-    from gateway.store import StoreError, open_state, transaction
+    from gateway.store import DB_NAME, StoreError, open_state, transaction
 
+    if not create and not (config.state_dir / DB_NAME).exists():
+        fail(
+            f"no database in {config.state_dir} yet: the daemon creates it when it "
+            f"first starts (systemctl start prepaidgw, or prepaidgw run)"
+        )
     try:
         conn = open_state(config.state_dir)
     except StoreError as err:

@@ -137,7 +137,7 @@ def report(
         zone,
         config.site.currency,
     )
-    conn = open_db(config)
+    conn = open_db(config, create=False)
     cuts = [
         {
             "account": c.account_id,

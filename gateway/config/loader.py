@@ -59,6 +59,25 @@ def _line_index(node: yaml.Node, path: Path_ = ()) -> dict[Path_, int]:
     return index
 
 
+def _duplicate_keys(node: yaml.Node, path: Path_ = ()) -> Iterable[Problem]:
+    """Find keys written twice in one mapping: YAML keeps the last silently."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                yield Problem(
+                    (*path, key),
+                    f"written twice in this section (line {line}): keep one",
+                )
+            seen.add(key)
+            yield from _duplicate_keys(value_node, (*path, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicate_keys(item, (*path, i))
+
+
 def _nearest_line(index: dict[Path_, int], path: Path_) -> int | None:
     while True:
         if path in index:
@@ -78,6 +97,8 @@ def _pydantic_problems(err: ValidationError) -> Iterable[Problem]:
             msg = "required key is missing"
         elif kind == "union_tag_invalid":
             msg = f"kind must be one of: {e.get('ctx', {}).get('expected_tags', '')}"
+        elif kind in ("decimal_parsing", "decimal_type"):
+            msg = "not a number: write it like 5.00 (a point, no comma), in quotes"
         else:
             msg = e["msg"].removeprefix("Value error, ")
         # A secret's value is never echoed, not even a malformed one.
@@ -359,14 +380,15 @@ def parse_config(text: str, file: Path) -> Config:
     if not isinstance(data, dict) or node is None:
         raise ConfigError(file, [f"{file}: expected a mapping with site:, buses:, ..."])
     index = _line_index(node)
+    duplicates = list(_duplicate_keys(node))
 
     try:
         config = Config.model_validate(data)
     except ValidationError as err:
-        problems = list(_pydantic_problems(err))
+        problems = duplicates + list(_pydantic_problems(err))
         raise ConfigError(file, [_format(file, index, p) for p in problems]) from None
 
-    problems = list(_cross_problems(config))
+    problems = duplicates + list(_cross_problems(config))
     if problems:
         raise ConfigError(file, [_format(file, index, p) for p in problems])
     if not config.state_dir.is_absolute():

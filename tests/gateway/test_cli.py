@@ -101,3 +101,33 @@ def test_status_show_and_history_report_what_was_billed(site_file: Path) -> None
     history = cli("history", "flat1", "--days", "2", "--config", str(site_file))
     assert history.returncode == 0, history.stderr
     assert "12.5 kWh" in history.stdout
+
+
+@pytest.mark.parametrize(
+    ("amount", "message"),
+    [("1e3", "write it like 12.50"), ("99999999999999999999", "more than any real")],
+)
+def test_odd_amounts_get_an_error_not_a_traceback(
+    site_file: Path, amount: str, message: str
+) -> None:
+    run = cli("topup", "flat1", amount, "--ref", "R-9", "--config", str(site_file))
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_a_reference_reused_for_another_amount_says_what_it_was(
+    site_file: Path,
+) -> None:
+    cli("topup", "flat1", "20.00", "--ref", "R-5", "--config", str(site_file))
+    run = cli("topup", "flat1", "25.00", "--ref", "R-5", "--config", str(site_file))
+    assert run.returncode == 2
+    assert "reference R-5 was already used" in run.stderr
+    assert "20.00 EUR to flat1" in run.stderr
+
+
+def test_looking_commands_do_not_create_a_database(site_file: Path) -> None:
+    run = cli("status", "--config", str(site_file))
+    assert run.returncode == 2
+    assert "no database" in run.stderr
+    assert not (site_file.parent / "state").exists()

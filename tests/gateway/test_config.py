@@ -85,3 +85,17 @@ def test_cli_validate_exits_non_zero_with_the_problem(tmp_path: Path) -> None:
     )
     assert ok.returncode == 0, ok.stderr
     assert "ok" in ok.stdout
+
+
+def test_a_key_written_twice_is_an_error_not_a_silent_override() -> None:
+    twice = SITE_YAML.replace(
+        'credit_line: "5.00",', 'credit_line: "5.00", credit_line: "50.00",'
+    )
+    lines = _errors(twice)
+    assert any("accounts[0].credit_line" in x and "written twice" in x for x in lines)
+
+
+def test_a_comma_decimal_says_how_to_write_it() -> None:
+    (line,) = _errors(SITE_YAML.replace('credit_line: "5.00"', 'credit_line: "5,00"'))
+    assert "accounts[0].credit_line = '5,00'" in line
+    assert "write it like 5.00" in line
