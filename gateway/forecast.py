@@ -57,6 +57,26 @@ def _text(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
+def daily_cost(
+    conn: sqlite3.Connection, account_id: str, stamp: Stamp, window_days: int
+) -> Decimal | None:
+    """Return the exact spending a day (major units) over the last `window_days`.
+
+    An account younger than the window is averaged over its life; one younger
+    than a day has no pace yet (None): a first hour says nothing about a day.
+    """
+    created = conn.execute(
+        "SELECT created_at FROM accounts WHERE id = ?", (account_id,)
+    ).fetchone()[0]
+    start = max(stamp.at - timedelta(days=window_days), datetime.fromisoformat(created))
+    span = Decimal(str((stamp.at - start).total_seconds())) / Decimal(86400)
+    if span < 1:
+        return None
+    currency = ledger.account_currency(conn, account_id)
+    spent = _spent(conn, account_id, start, stamp.at)
+    return Money(spent, currency).major / span
+
+
 def forecast(
     conn: sqlite3.Connection, account_id: str, stamp: Stamp, *, window_days: int = 7
 ) -> Forecast:
@@ -69,10 +89,10 @@ def forecast(
         raise ValueError("the forecast window must be at least one day")
     window = timedelta(days=window_days)
     now = stamp.at
+    currency = ledger.account_currency(conn, account_id)
+    daily = daily_cost(conn, account_id, stamp, window_days) or Decimal(0)
     recent = _spent(conn, account_id, now - window, now)
     before = _spent(conn, account_id, now - 2 * window, now - window)
-    currency = ledger.account_currency(conn, account_id)
-    daily = Money(recent, currency).major / Decimal(window_days)
     trend = None if before <= 0 else Decimal(recent) / Decimal(before)
 
     line = conn.execute(

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 import structlog
 
-from gateway import outbox
+from gateway import ledger, outbox
 from gateway.clock import Stamp
 from gateway.config.credit import Warnings
+from gateway.forecast import daily_cost
 from gateway.money import Money
 from gateway.policy import Rules
 
@@ -50,25 +50,10 @@ def daily_use(
     conn: sqlite3.Connection, account_id: str, stamp: Stamp, days: int
 ) -> Money | None:
     """Return the average cost a day over the last `days` (or the account's life)."""
-    row = conn.execute(
-        "SELECT a.currency, a.created_at FROM accounts a WHERE a.id = ?",
-        (account_id,),
-    ).fetchone()
-    since = stamp.at - timedelta(days=days)
-    created = datetime.fromisoformat(row["created_at"])
-    start = max(since, created)
-    # Fewer than one day of history says nothing about a day's use.
-    span = Decimal(str((stamp.at - start).total_seconds())) / Decimal(86400)
-    if span < 1:
+    per_day = daily_cost(conn, account_id, stamp, days)
+    if per_day is None:
         return None
-    total = conn.execute(
-        """SELECT COALESCE(-SUM(amount_minor), 0) FROM ledger_entries
-           WHERE account_id = ? AND kind IN ('consumption', 'standing_charge')
-             AND booked_at >= ? AND booked_at <= ?""",
-        (account_id, start.isoformat(timespec="milliseconds"), stamp.iso()),
-    ).fetchone()[0]
-    per_day = (Decimal(total) / span).to_integral_value(rounding=ROUND_HALF_EVEN)
-    return Money(int(per_day), row["currency"])
+    return Money.round_major(per_day, ledger.account_currency(conn, account_id))
 
 
 def days_left(remaining: Money, per_day: Money | None) -> Decimal | None:
