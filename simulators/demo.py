@@ -73,9 +73,7 @@ class Flat:
 
 
 def _flats() -> list[Flat]:
-    flats = [
-        Flat(n, "60.00", 6_000 + 500 * n, Decimal("0.5")) for n in range(1, FLATS)
-    ]
+    flats = [Flat(n, "60.00", 6_000 + 500 * n, Decimal("0.5")) for n in range(1, FLATS)]
     # Close to running out: 4.00 EUR at about 0.17 EUR a second.
     flats.append(Flat(LOW_FLAT, "4.00", 1_800_000, Decimal("0.2")))
     return flats
@@ -392,7 +390,7 @@ async def _run(
         await asyncio.gather(*valves, return_exceptions=True)
     typer.secho(
         "demo finished; the database is in "
-        f"{config.state_dir} (prepaidgw status --config {config_path})",
+        f"{config.state_dir} (.venv/bin/prepaidgw status --config {config_path})",
         bold=True,
     )
 
