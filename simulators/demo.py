@@ -35,7 +35,7 @@ from simulators.mbus_meter import MbusMeterSimulator, SimMeter, corpus_frame
 
 FLATS = 6
 LOW_FLAT = 6  # the flat that runs out during the demo
-TOPUP_AT_S = 40.0
+TOPUP_AT_S = 35.0
 
 
 @dataclass(frozen=True)
