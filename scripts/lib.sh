@@ -9,7 +9,11 @@ as_root() {
 apt_install() {
     # Install the Debian packages that are missing; `apt-get update` once first.
     local missing=()
-    for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+    for pkg in "$@"; do
+        # A removed package can leave "config-files" behind: only "installed" counts.
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+            missing+=("$pkg")
+    done
     [ ${#missing[@]} -eq 0 ] && return 0
     echo "installing Debian packages: ${missing[*]}"
     as_root apt-get update -qq
