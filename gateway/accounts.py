@@ -39,6 +39,7 @@ def sync_from_config(conn: sqlite3.Connection, site: SitePlan, stamp: Stamp) -> 
         settings.friendly_hours,
         site.config.money(settings.unsynced_debt_floor),
         stamp,
+        site.config.money(settings.reconnect_margin),
     )
     for a in site.config.accounts:
         rules = site.rules[a.id]
@@ -128,6 +129,7 @@ def rules_of(conn: sqlite3.Connection, account_id: str) -> Rules:
         if row["lifeline_litres"] is None
         else Decimal(row["lifeline_litres"]),
         unsynced_floor=money(floor),
+        reconnect_margin=Money(friendly.reconnect_margin_minor(conn), currency),
     )
 
 

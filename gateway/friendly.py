@@ -111,23 +111,29 @@ def store_settings(
     hours: FriendlyHours | None,
     unsynced_floor: Money,
     stamp: Stamp,
+    reconnect_margin: Money | None = None,
 ) -> None:
     """Keep the site's friendly hours in the database, where every writer finds them."""
     conn.execute(
         """INSERT INTO credit_settings (id, timezone, friendly_hours,
-               unsynced_floor_minor, updated_at) VALUES (1, ?, ?, ?, ?)
+               unsynced_floor_minor, reconnect_margin_minor, updated_at)
+               VALUES (1, ?, ?, ?, ?, ?)
            ON CONFLICT(id) DO UPDATE SET timezone = excluded.timezone,
                friendly_hours = excluded.friendly_hours,
                unsynced_floor_minor = excluded.unsynced_floor_minor,
+               reconnect_margin_minor = excluded.reconnect_margin_minor,
                updated_at = excluded.updated_at
            WHERE credit_settings.timezone IS NOT excluded.timezone
               OR credit_settings.friendly_hours IS NOT excluded.friendly_hours
               OR credit_settings.unsynced_floor_minor
-                 IS NOT excluded.unsynced_floor_minor""",
+                 IS NOT excluded.unsynced_floor_minor
+              OR credit_settings.reconnect_margin_minor
+                 IS NOT excluded.reconnect_margin_minor""",
         (
             zone,
             None if hours is None else json.dumps(hours.model_dump(mode="json")),
             unsynced_floor.minor,
+            0 if reconnect_margin is None else reconnect_margin.minor,
             stamp.iso(),
         ),
     )
@@ -149,6 +155,14 @@ def unsynced_floor_minor(conn: sqlite3.Connection) -> int | None:
         "SELECT unsynced_floor_minor FROM credit_settings WHERE id = 1"
     ).fetchone()
     return None if row is None else int(row[0])
+
+
+def reconnect_margin_minor(conn: sqlite3.Connection) -> int:
+    """Return how far above the cut-off limit a cut-off supply must get back."""
+    row = conn.execute(
+        "SELECT reconnect_margin_minor FROM credit_settings WHERE id = 1"
+    ).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def moment(conn: sqlite3.Connection, stamp: Stamp) -> Moment:

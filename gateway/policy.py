@@ -43,7 +43,8 @@ class Rules:
     lends it without being asked; on request it is lent once the remaining
     credit is at or below `emergency_available`), `lifeline_litres` is the
     water a cut-off account may still draw each day, and `unsynced_floor` is
-    the debt beyond the credit line tolerated while the clock is unsynced.
+    the debt beyond the credit line tolerated while the clock is unsynced;
+    a cut-off supply comes back only above the limit plus `reconnect_margin`.
     """
 
     credit_line: Money
@@ -54,6 +55,7 @@ class Rules:
     emergency_available: Money | None = None
     lifeline_litres: Decimal | None = None
     unsynced_floor: Money | None = None
+    reconnect_margin: Money | None = None
 
     def remaining(self, balance: Money) -> Money:
         """Return what may be used before the cut-off: balance plus credit line."""
@@ -103,6 +105,17 @@ def decide(
     floor = -rules.credit_line
     if balance <= floor:
         return _at_or_below_floor(balance, rules, previous, moment, floor)
+    margin = rules.reconnect_margin
+    if previous == SupplyState.CUT_OFF and margin is not None and margin.minor > 0:
+        reconnect_at = floor + margin
+        if balance < reconnect_at:
+            return Decision(
+                SupplyState.CUT_OFF,
+                previous,
+                f"balance {balance} is above the limit {floor} but supply comes "
+                f"back only from {reconnect_at}: top up at least "
+                f"{reconnect_at - balance} more",
+            )
     if balance <= rules.low_balance:
         reason = (
             f"balance {balance} is at or below the warning level {rules.low_balance}"

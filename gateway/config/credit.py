@@ -172,6 +172,12 @@ class CreditSettings(_Strict):
         description="while the clock is not synchronised, cut off only once the "
         "debt exceeds the credit line by more than this",
     )
+    reconnect_margin: Decimal = Field(
+        default=Decimal(1),
+        ge=0,
+        description="a cut-off supply comes back once the balance is this much "
+        "above the cut-off limit, so that a tiny top-up does not make it flap",
+    )
     defaults: AccountCredit = Field(default_factory=AccountCredit)
     notify: Notify = Field(default_factory=Notify)
 

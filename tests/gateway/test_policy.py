@@ -212,3 +212,32 @@ def test_water_lifeline_keeps_the_valve_open_for_the_daily_litres(
     clock.set(datetime(2026, 5, 7, 0, 5, tzinfo=BERLIN))
     command = desired_command(conn, site, unit, clock.now())
     assert command.supply_on is True and command.allowance == Decimal("0.050")
+
+
+@pytest.mark.parametrize(
+    ("balance", "state"),
+    [
+        ("-1.00", "cut_off"),
+        ("-0.50", "cut_off"),
+        ("-0.01", "cut_off"),
+        ("0.00", "low"),
+        ("5.00", "ok"),
+    ],
+)
+def test_a_cut_off_supply_comes_back_only_past_the_reconnect_margin(
+    balance: str, state: str
+) -> None:
+    from gateway.money import Money
+    from gateway.policy import Rules, SupplyState, decide
+
+    rules = Rules(
+        Money(100, "EUR"), Money(200, "EUR"), reconnect_margin=Money(100, "EUR")
+    )  # cut off at -1.00, back from 0.00
+    decision = decide(Money.parse(balance, "EUR"), rules, SupplyState.CUT_OFF)
+    assert decision.state.value == state
+    if state == "cut_off" and balance != "-1.00":
+        assert "top up at least" in decision.reason
+    # Without a cut-off to come back from, the margin changes nothing.
+    assert decide(Money.parse("-0.50", "EUR"), rules, SupplyState.OK).state == (
+        SupplyState.LOW
+    )
