@@ -91,9 +91,6 @@ def demo(
     state_dir: Annotated[
         Path, typer.Option(help="Where the demo keeps its database and config.")
     ] = Path("demo-state"),
-    keep: Annotated[
-        bool, typer.Option(help="Keep the previous demo's database.")
-    ] = False,
     broker: Annotated[
         str | None,
         typer.Option(
@@ -106,7 +103,10 @@ def demo(
     from gateway import log
 
     log.configure(json=False, level="INFO")
-    if state_dir.exists() and not keep:
+    # Every run starts afresh: the simulated meters and radios start from
+    # their first values and counters, which an old database would take for
+    # a swapped meter and replayed telegrams.
+    if state_dir.exists():
         shutil.rmtree(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     flats = _flats()

@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
     app.command("status")(status)
     group.command("show")(show)
     app.command("topup")(topup)
+    app.command("adjust")(adjust)
     app.command("history")(history)
     from gateway.cli.budgets import move_out
 
@@ -258,6 +259,74 @@ def topup(
                 f"({repayment.ref})"
             )
         typer.echo(f"applied: {money} to {account_id}, balance now {balance}")
+
+
+def adjust(
+    account_id: Annotated[str, typer.Argument(help="Account to correct.")],
+    by: Annotated[
+        str,
+        typer.Option(
+            "--by",
+            help="Signed amount in major units: -20.00 takes money back (a mistaken "
+            "top-up), 5.00 credits a goodwill refund.",
+        ),
+    ],
+    ref: Annotated[
+        str, typer.Option("--ref", help="Your unique reference; applied once.")
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why, for the resident and the auditor.")
+    ],
+    config_path: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Correct an account by hand with a signed adjustment; idempotent by --ref."""
+    from gateway import accounts, ledger
+    from gateway.clock import SystemClock
+    from gateway.ledger import EntryKind, IdempotencyConflict, LedgerError, NewEntry
+    from gateway.money import Money, MoneyError
+    from gateway.store import transaction
+
+    config = load(config_path)
+    try:
+        money = Money.parse(by, config.site.currency)
+    except MoneyError as err:
+        fail(str(err))
+    if money.minor == 0:
+        fail("an adjustment of zero changes nothing")
+    if not ref.strip() or not reason.strip():
+        fail("--ref and --reason must not be empty")
+    conn = open_db(config)
+    stamp = SystemClock().now()
+    entry_id = f"adjustment:admin:{ref}"
+    try:
+        with transaction(conn):
+            posted = ledger.post(
+                conn,
+                NewEntry(
+                    id=entry_id,
+                    account_id=account_id,
+                    kind=EntryKind.ADJUSTMENT,
+                    amount=money,
+                    source="cli",
+                    booked=stamp,
+                    ref=ref,
+                    detail={"reason": reason},
+                ),
+            )
+            accounts.evaluate(conn, account_id, stamp)
+    except IdempotencyConflict:
+        first = ledger.get_entry(conn, entry_id)
+        assert first is not None
+        fail(
+            f"reference {ref} was already used at {first.booked_at} for "
+            f"{first.amount} on {first.account_id}; use a new reference"
+        )
+    except LedgerError as err:
+        fail(str(err))
+    if posted.duplicate:
+        typer.echo(f"duplicate: reference {ref} was already applied; nothing changed")
+    else:
+        typer.echo(f"adjusted {account_id} by {money}, balance now {posted.balance}")
 
 
 def history(

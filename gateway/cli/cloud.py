@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-CONFIG = typer.Option(..., "--config", "-c", help="The site's YAML file.")
+from gateway.cli.common import DEFAULT_CONFIG, ConfigOption, load, open_db
 
 
 def register(app: typer.Typer) -> None:
@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(commands_app, name="commands")
 
     @outbox_app.command("status")
-    def status(config: Path = CONFIG) -> None:
+    def status(config: ConfigOption = DEFAULT_CONFIG) -> None:
         """Print what waits in the outbox, by kind, and the outbox alarms."""
         conn = _open(config)
         rows = conn.execute(
@@ -46,16 +46,19 @@ def register(app: typer.Typer) -> None:
 
     @commands_app.command("list")
     def list_commands(
-        config: Path = CONFIG,
+        config: ConfigOption = DEFAULT_CONFIG,
         limit: int = typer.Option(20, help="How many, newest first."),
     ) -> None:
         """Print the newest commands from the cloud and what became of them."""
         conn = _open(config)
-        for r in conn.execute(
+        rows = conn.execute(
             "SELECT command_id, kind, status, reason, received_at FROM commands "
             "ORDER BY received_at DESC LIMIT ?",
             (limit,),
-        ):
+        ).fetchall()
+        if not rows:
+            typer.echo("no commands from the cloud yet")
+        for r in rows:
             reason = f" ({r['reason']})" if r["reason"] else ""
             typer.echo(
                 f"{r['received_at']}  {r['kind']:<16}{r['status']:<10}"
@@ -64,18 +67,4 @@ def register(app: typer.Typer) -> None:
 
 
 def _open(config_file: Path) -> sqlite3.Connection:
-    from gateway import store
-    from gateway.config import ConfigError, load_config
-
-    try:
-        config = load_config(config_file)
-    except ConfigError as err:
-        typer.echo(str(err), err=True)
-        raise typer.Exit(2) from None
-    db = config.state_dir / store.DB_NAME
-    if not db.exists():
-        typer.echo(
-            f"no database at {db}: has the gateway run with this config?", err=True
-        )
-        raise typer.Exit(2)
-    return store.connect(db)
+    return open_db(load(config_file), create=False)

@@ -229,6 +229,7 @@ def _cross_problems(config: Config) -> Iterable[Problem]:
 
     yield from _credit_problems(config)
     yield from _prepaid_rule_problems(config)
+    yield from _wiring_problems(config)
 
     for i, t in enumerate(config.tariffs):
         for medium, price in t.prices.items():
@@ -244,6 +245,63 @@ def _cross_problems(config: Config) -> Iterable[Problem]:
                     True,
                 )
     yield from _tariff_problems(config)
+
+
+def _wiring_problems(config: Config) -> Iterable[Problem]:
+    """Catch wiring that would bill or switch the wrong thing: a meter on a bus
+    that cannot read it, a medium nobody prices, a unit switching two flats,
+    two buses on one serial port."""
+    kinds = {b.id: b.kind for b in config.buses}
+    meters = {m.id: m for m in config.meters}
+    tariffs = {t.id: t for t in config.tariffs}
+    only = config.tariffs[0].id if len(config.tariffs) == 1 else None
+    tariff_of = {a.id: a.tariff or only for a in config.accounts}
+
+    for i, m in enumerate(config.meters):
+        if kinds.get(m.bus) in ("modbus", "lora"):
+            yield Problem(
+                ("meters", i, "bus"),
+                f"bus {m.bus} is a {kinds[m.bus]} bus for dispensing units; meters "
+                "are read on an mbus or wmbus bus",
+                m.bus,
+                True,
+            )
+        tariff = tariffs.get(tariff_of.get(m.account) or "")
+        if tariff is not None and not any(
+            m.medium in prices
+            for prices in [tariff.prices, *(v.prices for v in tariff.versions)]
+        ):
+            yield Problem(
+                ("meters", i, "medium"),
+                f"tariff {tariff.id} (of account {m.account}) has no price for "
+                f"{m.medium.value}: add tariffs[{tariff.id}].prices.{m.medium.value}",
+                m.medium.value,
+                True,
+            )
+
+    for i, u in enumerate(config.units):
+        owners = sorted({meters[mid].account for mid in u.meters if mid in meters})
+        if len(owners) > 1:
+            yield Problem(
+                ("units", i, "meters"),
+                f"these meters belong to accounts {', '.join(owners)}; one unit "
+                "switches one flat's supply",
+            )
+
+    ports: dict[str, str] = {}
+    for i, b in enumerate(config.buses):
+        port = getattr(b, "port", None)
+        if not port or port == "/dev/null":  # /dev/null: a bus not yet cabled
+            continue
+        if port in ports:
+            yield Problem(
+                ("buses", i, "port"),
+                f"bus {ports[port]} already uses this port; one serial port "
+                "carries one bus",
+                port,
+                True,
+            )
+        ports[port] = b.id
 
 
 def _tariff_problems(config: Config) -> Iterable[Problem]:

@@ -131,3 +131,30 @@ def test_looking_commands_do_not_create_a_database(site_file: Path) -> None:
     assert run.returncode == 2
     assert "no database" in run.stderr
     assert not (site_file.parent / "state").exists()
+
+
+def test_a_mistaken_topup_is_taken_back_with_a_signed_adjustment(
+    site_file: Path,
+) -> None:
+    cli("topup", "flat1", "1000.00", "--ref", "R-typo", "--config", str(site_file))
+    args = (
+        "adjust",
+        "flat1",
+        "--by",
+        "-990.00",
+        "--ref",
+        "fix-1",
+        "--reason",
+        "typo in receipt R-typo",
+        "--config",
+        str(site_file),
+    )
+    first = cli(*args)
+    again = cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert "adjusted flat1 by -990.00 EUR, balance now 10.00 EUR" in first.stdout
+    assert again.stdout.startswith("duplicate")
+    db = sqlite3.connect(site_file.parent / "state" / "gateway.sqlite3")
+    assert db.execute("SELECT SUM(amount_minor) FROM ledger_entries").fetchone() == (
+        1000,
+    )

@@ -99,3 +99,45 @@ def test_a_comma_decimal_says_how_to_write_it() -> None:
     (line,) = _errors(SITE_YAML.replace('credit_line: "5.00"', 'credit_line: "5,00"'))
     assert "accounts[0].credit_line = '5,00'" in line
     assert "write it like 5.00" in line
+
+
+@pytest.mark.parametrize(
+    ("change", "where", "message"),
+    [
+        (
+            ("bus: mbus1, address: 2", "bus: rs485, address: 2"),
+            "meters[1].bus",
+            "meters are read on an mbus or wmbus bus",
+        ),
+        (
+            ("medium: water", "medium: heat"),
+            "meters[1].medium",
+            "has no price for heat",
+        ),
+        (
+            ("port: /dev/null}", "port: /dev/ttyUSB0}"),
+            "buses[1].port",
+            "already uses this port",
+        ),
+    ],
+)
+def test_wiring_that_would_bill_or_switch_the_wrong_thing_is_refused(
+    change: tuple[str, str], where: str, message: str
+) -> None:
+    lines = _errors(SITE_YAML.replace(*change))
+    assert any(where in x and message in x for x in lines), lines
+
+
+def test_one_unit_cannot_switch_two_flats() -> None:
+    two_flats = (
+        SITE_YAML.replace(
+            "medium: water, account: flat1", "medium: water, account: flat2"
+        )
+        .replace(
+            'credit_line: "5.00", low_balance: "10.00"}',
+            'credit_line: "5.00", low_balance: "10.00"}\n  - {id: flat2, name: Flat 2}',
+        )
+        .replace("meters: [m-elec]", "meters: [m-elec, m-water]")
+    )
+    (line,) = _errors(two_flats)
+    assert "units[0].meters" in line and "flat1, flat2" in line
