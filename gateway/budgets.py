@@ -263,10 +263,14 @@ def _close(
     ).fetchone()
     currency = ledger.account_currency(conn, account_id)
     end = local_midnight_utc(date.fromisoformat(period["period_end"]), zone)
+    # The balance at the period's end: what was booked before it, plus the
+    # grants and forfeits of periods up to this one even when the gateway
+    # booked them late, after an outage over the boundary.
     at_end = conn.execute(
         "SELECT COALESCE(SUM(amount_minor), 0) FROM ledger_entries "
-        "WHERE account_id = ? AND booked_at < ?",
-        (account_id, _iso(end)),
+        "WHERE account_id = ? AND (booked_at < ? OR (source = ? AND "
+        "json_extract(detail, '$.period_start') <= ?))",
+        (account_id, _iso(end), SOURCE, period["period_start"]),
     ).fetchone()[0]
     available = period["granted_minor"] + period["carried_in_minor"]
     unused = min(max(int(at_end), 0), available)

@@ -288,3 +288,17 @@ def test_a_bad_budget_names_the_key(tmp_path: Path, budget: str, expected: str) 
         parse_config(text, tmp_path / "site.yaml")
     assert expected in str(err.value)
     assert "site.yaml:" in str(err.value)
+
+
+def test_a_first_grant_booked_late_still_rolls_over_as_if_on_time(
+    tmp_path: Path,
+) -> None:
+    # The gateway first runs its budget chore in February: January's
+    # pro-rated grant (35.48) and February's are both booked late. January's
+    # unused budget is judged as at its end: 20.00 rolls over, 15.48 goes.
+    h = house(tmp_path, "rollover", "20.00")
+    h.at("2026-02-03T09:00:00+00:00")
+    h.chore()
+    assert h.balance() == eur("35.48") - eur("15.48") + eur("50.00")
+    forfeit = ledger.get_entry(h.conn, "budget-forfeit:flat1:2026-01-01")
+    assert forfeit is not None and forfeit.amount == -eur("15.48")
