@@ -116,6 +116,10 @@ def send(
         raise MessageError("name a unit or an account, not both")
     if until is not None and until.tzinfo is None:
         raise MessageError("give --until with a time zone (e.g. +01:00 or Z)")
+    if until is not None and until <= stamp.at:
+        raise MessageError(
+            f"--until {until.isoformat()} is already past: the message would never show"
+        )
     command_id = f"cli:{ref}" if ref else f"cli:{uuid.uuid4().hex}"
     with _own_or_callers(conn):
         first = conn.execute(

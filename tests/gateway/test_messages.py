@@ -189,7 +189,7 @@ def test_messages_commands_send_and_list(tmp_path: Path) -> None:
     assert sent.returncode == 0, sent.stderr
     assert "message 256 queued" in sent.stdout
     again = cli("messages", "send", "--all", "Lift out of order", "--ref", "M1", *conf)
-    assert "message 256 queued" in again.stdout, "one reference, one message"
+    assert "duplicate: message 256" in again.stdout, "one reference, one message"
     both = cli("messages", "send", "--unit", "u-elec", "--all", "x", *conf)
     assert both.returncode == 2 and "exactly one of" in both.stderr
 
@@ -199,3 +199,36 @@ def test_messages_commands_send_and_list(tmp_path: Path) -> None:
     assert [(r["id"], r["audience"], r["text"], r["read"]) for r in rows] == [
         (256, "all units", "Lift out of order", "-")
     ]
+
+
+def test_a_message_that_would_never_show_is_refused_and_a_resend_is_a_duplicate(
+    tmp_path: Path,
+) -> None:
+    from tests.conftest import SITE_YAML
+
+    site = tmp_path / "site.yaml"
+    site.write_text(SITE_YAML)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "messages",
+                "send",
+                *args,
+                "--config",
+                str(site),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    past = cli("Water off Monday", "--all", "--until", "2020-01-01T00:00+00:00")
+    assert past.returncode == 2 and "already past" in past.stderr
+    first = cli("Water off Monday", "--all", "--ref", "notice-7")
+    again = cli("Water off Monday", "--all", "--ref", "notice-7")
+    assert first.returncode == 0 and "queued" in first.stdout
+    assert again.stdout.startswith("duplicate: message")
