@@ -99,7 +99,10 @@ def cancel(
         booking = laundry.cancel(conn, booking_id, SystemClock().now(), reason="cli")
     except laundry.LaundryError as err:
         fail(str(err))
-    typer.echo(f"cancelled booking {booking.id}; released {booking.hold}")
+    if booking.duplicate:
+        typer.echo(f"booking {booking.id} was already cancelled; nothing changed")
+    else:
+        typer.echo(f"cancelled booking {booking.id}; released {booking.hold}")
 
 
 def listing(

@@ -315,6 +315,12 @@ def test_laundry_and_move_out_commands(tmp_path: Path) -> None:
     listed = cli("laundry", "list", "--format", "json", *conf)
     [row] = json.loads(listed.stdout)["bookings"]
     assert (row["booking"], row["state"], row["hold"]["minor"]) == (1, "booked", 250)
+    later = ("2099-03-15T18:00", "2099-03-15T19:00")
+    cli("laundry", "book", "washer1", *later, "--account", "flat1", *conf)
+    cancelled = cli("laundry", "cancel", "2", *conf)
+    assert cancelled.stdout.startswith("cancelled booking 2; released 2.50 EUR")
+    twice_cancelled = cli("laundry", "cancel", "2", *conf)
+    assert twice_cancelled.stdout.startswith("booking 2 was already cancelled")
 
     moved = cli("accounts", "move-out", "flat1", *conf)
     assert moved.returncode == 0, moved.stderr
