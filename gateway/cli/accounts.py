@@ -147,7 +147,7 @@ def show(
     entries: Annotated[int, typer.Option(help="How many recent entries.")] = 15,
 ) -> None:
     """Show one account: balance, rules, state, recent entries and decisions."""
-    from gateway import accounts, ledger
+    from gateway import accounts, laundry, ledger
 
     config = load(config_path)
     conn = open_db(config, create=False)
@@ -158,6 +158,12 @@ def show(
     rules = accounts.rules_of(conn, account_id)
     typer.echo(f"{row['id']}  {row['name']}")
     typer.echo(f"  balance      {ledger.balance(conn, account_id)}")
+    held = laundry.held(conn, account_id)
+    if held.minor:
+        typer.echo(
+            f"  held         {held} for laundry bookings; available "
+            f"{laundry.available(conn, account_id)}"
+        )
     typer.echo(f"  state        {accounts.state_of(conn, account_id).value}")
     typer.echo(f"  credit line  {rules.credit_line}")
     typer.echo(f"  low warning  {rules.low_balance}")

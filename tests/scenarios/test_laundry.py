@@ -317,6 +317,10 @@ def test_laundry_and_move_out_commands(tmp_path: Path) -> None:
     assert (row["booking"], row["state"], row["hold"]["minor"]) == (1, "booked", 250)
     later = ("2099-03-15T18:00", "2099-03-15T19:00")
     cli("laundry", "book", "washer1", *later, "--account", "flat1", *conf)
+    shown = cli("accounts", "show", "flat1", *conf)
+    assert "held         5.00 EUR for laundry bookings; available 5.00 EUR" in (
+        shown.stdout
+    )
     cancelled = cli("laundry", "cancel", "2", *conf)
     assert cancelled.stdout.startswith("cancelled booking 2; released 2.50 EUR")
     twice_cancelled = cli("laundry", "cancel", "2", *conf)
