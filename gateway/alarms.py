@@ -67,9 +67,3 @@ def clear_alarm(
     outbox.enqueue(conn, "alarm", body, stamp, message_id=f"alarm:{row['id']}:cleared")
     log.info("alarm_cleared", kind=kind, subject=subject)
     return True
-
-
-def open_alarms(conn: sqlite3.Connection) -> list[sqlite3.Row]:
-    return conn.execute(
-        "SELECT * FROM alarms WHERE cleared_at IS NULL ORDER BY id"
-    ).fetchall()

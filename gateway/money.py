@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 # ISO 4217 minor-unit digits for the currencies a building is likely to bill
-# in. A currency missing here needs `minor_digits` in the tariff config.
+# in. A currency missing here is refused by the config loader: add it here.
 MINOR_DIGITS: dict[str, int] = {
     "EUR": 2,
     "CHF": 2,
@@ -50,17 +50,8 @@ def minor_digits(currency: str) -> int:
     except KeyError:
         raise MoneyError(
             f"unknown currency {currency!r}: use an ISO 4217 code such as EUR, "
-            f"or register its minor digits"
+            f"listed in gateway/money.py MINOR_DIGITS"
         ) from None
-
-
-def register_currency(currency: str, digits: int) -> None:
-    """Teach the money type a currency that the table above lacks."""
-    if not (len(currency) == 3 and currency.isalpha() and currency.isupper()):
-        raise MoneyError(f"currency must be three capital letters, got {currency!r}")
-    if not 0 <= digits <= 4:
-        raise MoneyError(f"minor digits must be 0 to 4, got {digits}")
-    MINOR_DIGITS[currency] = digits
 
 
 @dataclass(frozen=True, slots=True, order=False)

@@ -72,8 +72,5 @@ class SitePlan:
                 tuple(u.meters),
             )
 
-    def units_of(self, account_id: str) -> list[UnitPlan]:
-        return [u for u in self.units.values() if u.account_id == account_id]
-
     def meters_of(self, account_id: str) -> list[MeterPlan]:
         return [m for m in self.meters.values() if m.account_id == account_id]

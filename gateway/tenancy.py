@@ -112,27 +112,3 @@ def move_out(conn: sqlite3.Connection, account_id: str, stamp: Stamp) -> Snapsho
         cancelled_bookings=cancelled,
     )
     return Snapshot(account_id, stamp.iso(), balance, readings, cancelled)
-
-
-def snapshot(conn: sqlite3.Connection, account_id: str) -> Snapshot | None:
-    """Return the move-out snapshot of a closed account, or None if it is open."""
-    row = conn.execute(
-        "SELECT * FROM tenancy_snapshots WHERE account_id = ?", (account_id,)
-    ).fetchone()
-    if row is None:
-        return None
-    return Snapshot(
-        account_id,
-        row["closed_at"],
-        Money(row["balance_minor"], row["currency"]),
-        json.loads(row["readings"]),
-        0,
-    )
-
-
-def is_closed(conn: sqlite3.Connection, account_id: str) -> bool:
-    """Return True if the account's resident has moved out."""
-    row = conn.execute(
-        "SELECT closed_at FROM accounts WHERE id = ?", (account_id,)
-    ).fetchone()
-    return row is not None and row["closed_at"] is not None

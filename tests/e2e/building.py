@@ -3,12 +3,19 @@ pseudo-terminals and a site configuration pointing at them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from gateway import ledger
+from gateway.clock import SystemClock
+from gateway.ledger import EntryKind, NewEntry
+from gateway.money import Money
+from gateway.store import connect, transaction
 from simulators.dispensing_unit import DispensingUnitSimulator
 from simulators.mbus_meter import MbusMeterSimulator, SimMeter, corpus_frame
 
@@ -87,3 +94,32 @@ def building(
             )
         )
         yield Building(meters, units, path)
+
+
+async def until(check: Callable[[], bool], within: float, step: float = 0.02) -> float:
+    """Wait until check() is true; return how long it took."""
+    began = time.monotonic()
+    while not check():
+        if time.monotonic() - began > within:
+            raise AssertionError(f"not true within {within} s")
+        await asyncio.sleep(step)
+    return time.monotonic() - began
+
+
+def topup(db: Path, account: str, amount: str, ref: str) -> None:
+    """Book a top-up the way the CLI does: another connection, another writer."""
+    conn = connect(db)
+    with transaction(conn):
+        ledger.post(
+            conn,
+            NewEntry(
+                f"topup:admin:{ref}",
+                account,
+                EntryKind.TOPUP,
+                Money.parse(amount, "EUR"),
+                "cli",
+                SystemClock().now(),
+                ref=ref,
+            ),
+        )
+    conn.close()

@@ -6,48 +6,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 from gateway import ledger
-from gateway.clock import SystemClock
 from gateway.config import load_config
 from gateway.daemon import Daemon
-from gateway.ledger import EntryKind, NewEntry
 from gateway.money import Money
-from gateway.store import connect, transaction
+from gateway.store import connect
 from simulators.mbus_meter import SimMeter, corpus_frame
-from tests.e2e.building import building
-
-
-def _topup(db: Path, account: str, amount: str, ref: str) -> None:
-    """Book a top-up the way the CLI does: another connection, another writer."""
-    conn = connect(db)
-    with transaction(conn):
-        ledger.post(
-            conn,
-            NewEntry(
-                f"topup:admin:{ref}",
-                account,
-                EntryKind.TOPUP,
-                Money.parse(amount, "EUR"),
-                "cli",
-                SystemClock().now(),
-                ref=ref,
-            ),
-        )
-    conn.close()
-
-
-async def _until(check: Callable[[], bool], within: float, step: float = 0.02) -> float:
-    """Wait until check() is true; return how long it took."""
-    began = time.monotonic()
-    while not check():
-        if time.monotonic() - began > within:
-            raise AssertionError(f"not true within {within} s")
-        await asyncio.sleep(step)
-    return time.monotonic() - began
+from tests.e2e.building import building, topup, until
 
 
 async def test_cut_off_opens_the_relay_within_a_poll_and_topup_closes_it(
@@ -59,15 +27,15 @@ async def test_cut_off_opens_the_relay_within_a_poll_and_topup_closes_it(
         daemon = Daemon(config)
         stop = asyncio.Event()
         run = asyncio.create_task(daemon.run_until_stopped(stop))
-        await _until(lambda: bool(daemon.supervisor.health), 2)  # accounts exist
-        _topup(db, "flat1", "3.00", "opening-1")
-        _topup(db, "flat2", "50.00", "opening-2")
-        await _until(lambda: b.units.relay_on(11) and b.units.relay_on(12), 5)
+        await until(lambda: bool(daemon.supervisor.health), 2)  # accounts exist
+        topup(db, "flat1", "3.00", "opening-1")
+        topup(db, "flat2", "50.00", "opening-2")
+        await until(lambda: b.units.relay_on(11) and b.units.relay_on(12), 5)
 
         # 12 kWh at 0.3412 = 4.09 EUR: below -1.00 from 3.00.
         b.meters.set_value(1, Decimal(1_012_000))
         reader = sqlite3.connect(db)
-        await _until(
+        await until(
             lambda: (
                 reader.execute(
                     "SELECT state FROM balances WHERE account_id = 'flat1'"
@@ -76,12 +44,12 @@ async def test_cut_off_opens_the_relay_within_a_poll_and_topup_closes_it(
             ),
             5,
         )
-        took = await _until(lambda: not b.units.relay_on(11), 2)
+        took = await until(lambda: not b.units.relay_on(11), 2)
         assert took <= 0.5 + 0.6  # one unit poll cycle, plus a slow bus round trip
         assert b.units.relay_on(12)  # the neighbour keeps supply
 
-        _topup(db, "flat1", "20.00", "receipt-7")
-        took = await _until(lambda: b.units.relay_on(11), 3)
+        topup(db, "flat1", "20.00", "receipt-7")
+        took = await until(lambda: b.units.relay_on(11), 3)
         assert took <= 0.5 + 0.5 + 0.6  # ledger watch + one unit poll cycle
         stop.set()
         await run
@@ -129,7 +97,7 @@ async def test_garbage_meter_is_marked_failed_and_the_others_keep_being_read(
                 ).fetchone()[0]
             )
 
-        await _until(lambda: count("flat1-elec") >= 5 and count("flat2-elec") >= 5, 10)
+        await until(lambda: count("flat1-elec") >= 5 and count("flat2-elec") >= 5, 10)
         stop.set()
         await run
 

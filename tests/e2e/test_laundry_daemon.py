@@ -4,8 +4,6 @@ its slot, its cycle detected from the unit's own counter and billed once."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +16,7 @@ from gateway.ledger import EntryKind, NewEntry
 from gateway.money import Money
 from gateway.store import connect, transaction
 from simulators.dispensing_unit import DispensingUnitSimulator
+from tests.e2e.building import until
 
 SITE = """
 site: {{id: laundry-e2e, currency: EUR, timezone: Europe/Berlin}}
@@ -44,13 +43,6 @@ laundry:
 """
 
 
-async def _until(check: Callable[[], bool], within: float) -> None:
-    began = time.monotonic()
-    while not check():
-        assert time.monotonic() - began < within, f"not true within {within} s"
-        await asyncio.sleep(0.05)
-
-
 async def test_machine_runs_only_in_its_slot_and_its_cycle_is_billed_once(
     tmp_path: Path,
 ) -> None:
@@ -63,7 +55,7 @@ async def test_machine_runs_only_in_its_slot_and_its_cycle_is_billed_once(
         daemon = Daemon(config)
         stop = asyncio.Event()
         run = asyncio.create_task(daemon.run_until_stopped(stop))
-        await _until(lambda: bool(daemon.supervisor.health), 2)
+        await until(lambda: bool(daemon.supervisor.health), 2)
 
         db = config.state_dir / "gateway.sqlite3"
         conn = connect(db)
@@ -97,15 +89,15 @@ async def test_machine_runs_only_in_its_slot_and_its_cycle_is_billed_once(
                 source="cli",
             )
         daemon.wake_actuators()
-        await _until(lambda: units.relay_on(21), 3)
+        await until(lambda: units.relay_on(21), 3)
         assert laundry.available(conn, "flat1") == Money(700, "EUR")  # 3.00 held
 
         # The machine draws 1.25 kWh, then stands still: one cycle.
         for _ in range(5):
             units.consume(21, Decimal("0.25"))
             await asyncio.sleep(0.1)
-        await _until(lambda: laundry.cycle_running(conn, "washer1"), 3)
-        await _until(lambda: not laundry.cycle_running(conn, "washer1"), 5)
+        await until(lambda: laundry.cycle_running(conn, "washer1"), 3)
+        await until(lambda: not laundry.cycle_running(conn, "washer1"), 5)
         stop.set()
         await run
 

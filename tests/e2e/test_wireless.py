@@ -27,7 +27,7 @@ from simulators.wmbus_meter import (
     Im871aStick,
     SimulatedMeter,
 )
-from tests.e2e.test_daemon import _topup, _until
+from tests.e2e.building import topup, until
 
 WATER_PRICE = Decimal("4.85")
 METER_KEY = "00112233445566778899aabbccddeeff"
@@ -93,7 +93,7 @@ async def running(config_path: Path) -> AsyncIterator[Daemon]:
     daemon = Daemon(load_config(config_path))
     stop = asyncio.Event()
     task = asyncio.create_task(daemon.run_until_stopped(stop))
-    await _until(lambda: bool(daemon.supervisor.health), 2)
+    await until(lambda: bool(daemon.supervisor.health), 2)
     try:
         yield daemon
     finally:
@@ -148,11 +148,11 @@ async def test_a_meter_repeating_itself_is_billed_once(
     meter = SimulatedMeter(PLAIN_TEMPLATE, step=Decimal("0.100"))
     async with running(path):
         db = _db(tmp_path)
-        _topup(tmp_path / "state" / "gateway.sqlite3", "flat1", "50.00", "open-1")
+        topup(tmp_path / "state" / "gateway.sqlite3", "flat1", "50.00", "open-1")
         frames = [meter.next_frame() for _ in range(5)]
         for frame in frames:
             pipe.send(frame, frame, frame)  # each telegram heard three times
-        await _until(lambda: _readings(db, "flat1-water") == 5, 5)
+        await until(lambda: _readings(db, "flat1-water") == 5, 5)
         await asyncio.sleep(0.3)  # room for any duplicate to be billed wrongly
 
     assert _readings(db, "flat1-water") == 5
@@ -189,7 +189,7 @@ async def test_im871a_on_a_pty_and_lines_on_a_pipe_reach_the_ledger(
             db = _db(tmp_path)
             for _ in range(4):
                 pipe.send(line_meter.next_frame())
-            await _until(
+            await until(
                 lambda: (
                     _readings(db, "flat2-water") >= 4
                     and _readings(db, "flat1-water") == 4
@@ -225,7 +225,7 @@ async def test_forged_and_replayed_telegrams_are_refused_after_a_restart(
     async with running(path):
         db = _db(tmp_path)
         pipe.send(*recorded)
-        await _until(lambda: _readings(db, "flat2-water") == 3, 5)
+        await until(lambda: _readings(db, "flat2-water") == 3, 5)
 
     async with running(path):
         # An eavesdropper replays the first telegram, and forges the last one
@@ -233,10 +233,10 @@ async def test_forged_and_replayed_telegrams_are_refused_after_a_restart(
         forged = bytearray(recorded[-1])
         forged[20] ^= 0x01
         pipe.send(recorded[0], bytes(forged))
-        await _until(lambda: bool(_open_alarms(db, "wmbus_wrong_key")), 5)
+        await until(lambda: bool(_open_alarms(db, "wmbus_wrong_key")), 5)
         assert _open_alarms(db, "wmbus_replay") == ["flat2-water"]
         pipe.send(meter.next_frame())  # the genuine meter carries on
-        await _until(lambda: _readings(db, "flat2-water") == 4, 5)
+        await until(lambda: _readings(db, "flat2-water") == 4, 5)
 
     assert _open_alarms(db, "wmbus_wrong_key") == ["flat2-water"]
     # Three genuine steps of 0.1 m3 at 4.85 EUR: 1.455, rounded once.
@@ -314,9 +314,9 @@ async def test_lora_unit_is_cut_off_and_reconnected_and_refuses_replays(
     meter = SimulatedMeter(PLAIN_TEMPLATE, step=Decimal("0.1"))
     async with lora_unit(ether) as (unit, sniffer), running(path):
         db = _db(tmp_path)
-        _topup(db_path, "flat1", "3.00", "open-1")
+        topup(db_path, "flat1", "3.00", "open-1")
         pipe.send(meter.next_frame())
-        await _until(lambda: unit.supply_on, 5)
+        await until(lambda: unit.supply_on, 5)
         assert unit.allowance is not None and unit.allowance > 0
         await asyncio.sleep(0.7)  # a status report or two while it is on
         on_frames = sniffer.heard()
@@ -324,17 +324,17 @@ async def test_lora_unit_is_cut_off_and_reconnected_and_refuses_replays(
         # 1 m3 at 4.85 EUR takes flat 1 below its 1.00 credit line.
         meter.step = Decimal("1.0")
         pipe.send(meter.next_frame())
-        await _until(lambda: not unit.supply_on, 5)
-        await _until(lambda: _reported_on(db) == 0, 3)
+        await until(lambda: not unit.supply_on, 5)
+        await until(lambda: _reported_on(db) == 0, 3)
 
-        _topup(db_path, "flat1", "20.00", "receipt-2")
-        await _until(lambda: unit.supply_on, 5)
+        topup(db_path, "flat1", "20.00", "receipt-2")
+        await until(lambda: unit.supply_on, 5)
         assert unit.balance_minor == 300 - 485 + 2000
 
         meter.step = Decimal("5.0")
         pipe.send(meter.next_frame())
-        await _until(lambda: not unit.supply_on, 5)
-        await _until(lambda: _reported_on(db) == 0, 3)
+        await until(lambda: not unit.supply_on, 5)
+        await until(lambda: _reported_on(db) == 0, 3)
 
     # A restarted gateway still refuses the unit's old "supply on" frames and
     # a forged one, with the unit gone quiet: it stays reported off.
@@ -367,11 +367,11 @@ async def test_silent_meter_and_receiver_raise_alarms_that_clear_when_heard(
     meter = SimulatedMeter(PLAIN_TEMPLATE, step=Decimal("0.001"))
     async with running(path):
         db = _db(tmp_path)
-        await _until(lambda: _open_alarms(db, "meter_silent") == ["flat1-water"], 3)
-        await _until(lambda: _open_alarms(db, "receiver_silent") == ["air"], 3)
+        await until(lambda: _open_alarms(db, "meter_silent") == ["flat1-water"], 3)
+        await until(lambda: _open_alarms(db, "receiver_silent") == ["air"], 3)
 
         # The receiver was closed and reopened meanwhile; it hears the meter.
         pipe.send(meter.next_frame())
-        await _until(lambda: _readings(db, "flat1-water") == 1, 5)
-        await _until(lambda: not _open_alarms(db, "meter_silent"), 3)
+        await until(lambda: _readings(db, "flat1-water") == 1, 5)
+        await until(lambda: not _open_alarms(db, "meter_silent"), 3)
         assert not _open_alarms(db, "receiver_silent")
