@@ -89,6 +89,14 @@ def sync_units(conn: sqlite3.Connection, site: SitePlan) -> None:
     )
 
 
+def sent_with_ref(conn: sqlite3.Connection, ref: str) -> int | None:
+    """Return the id of the message the administrator sent with this reference."""
+    row = conn.execute(
+        "SELECT id FROM display_messages WHERE command_id = ?", (f"cli:{ref}",)
+    ).fetchone()
+    return None if row is None else int(row["id"])
+
+
 def send(
     conn: sqlite3.Connection,
     text: str,
@@ -122,11 +130,9 @@ def send(
         )
     command_id = f"cli:{ref}" if ref else f"cli:{uuid.uuid4().hex}"
     with _own_or_callers(conn):
-        first = conn.execute(
-            "SELECT id FROM display_messages WHERE command_id = ?", (command_id,)
-        ).fetchone()
+        first = sent_with_ref(conn, ref) if ref else None
         if first is not None:
-            return int(first["id"])
+            return first
         if account_id is not None and (
             conn.execute(
                 "SELECT 1 FROM accounts WHERE id = ?", (account_id,)

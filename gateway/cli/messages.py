@@ -84,16 +84,13 @@ def send(
                 f"--until {until!r} is not a time: write it like 2026-03-20T18:00+01:00"
             )
     conn = open_db(config)
-    if ref is not None:
-        first = conn.execute(
-            "SELECT id FROM display_messages WHERE command_id = ?", (f"cli:{ref}",)
-        ).fetchone()
-        if first is not None:
-            typer.echo(
-                f"duplicate: message {first['id']} was already queued with reference "
-                f"{ref}; nothing changed"
-            )
-            return
+    first = None if ref is None else messages.sent_with_ref(conn, ref)
+    if first is not None:
+        typer.echo(
+            f"duplicate: message {first} was already queued with reference "
+            f"{ref}; nothing changed"
+        )
+        return
     try:
         message_id = messages.send(
             conn,
